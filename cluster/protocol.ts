@@ -1,0 +1,190 @@
+/**
+ * The contract between a consensus protocol (PBFT, EPaxos) and the harness that runs it, in the
+ * deterministic simulator or as real OS processes over TCP. A protocol is pure logic: it sees
+ * time, randomness, the network, timers and the state machine only through `ReplicaEnv`, so the
+ * same code runs on virtual time with a seed or on the wall clock with sockets.
+ */
+import type { Protocol, Phase } from '../core/trace-schema.ts';
+import type { Rng } from '../core/rng.ts';
+
+export type NodeId = number;
+
+/** A client operation on the replicated key-value store. */
+export type Operation =
+  | { kind: 'read'; key: string }
+  | { kind: 'write'; key: string; value: string }
+  | { kind: 'cas'; key: string; expected: string | null; value: string };
+
+/** What the state machine answers. A read returns the value (null if never written); a write
+ * returns the value written; a cas returns the value before and whether it applied. */
+export interface OperationResult {
+  readonly value: string | null;
+  readonly applied: boolean;
+}
+
+/** A client request: `clientId` + `requestId` identify it exactly once (PBFT's timestamp). */
+export interface ClientRequest {
+  readonly clientId: number;
+  readonly requestId: number;
+  readonly op: Operation;
+}
+
+export interface ClientReply {
+  readonly clientId: number;
+  readonly requestId: number;
+  readonly result: OperationResult;
+  /** Which replica replies, and in which view/ballot (a PBFT client uses it to find the primary). */
+  readonly replica: NodeId;
+  readonly view: number;
+}
+
+/**
+ * Every protocol message is a plain JSON-serialisable object with a `type`, its claimed sender
+ * and a MAC over the rest (see auth.ts). Nothing else is assumed by the harness.
+ */
+export interface Message {
+  readonly type: string;
+  readonly from: NodeId;
+  mac?: string;
+  readonly [field: string]: unknown;
+}
+
+export interface TimerHandle {
+  readonly id: number;
+}
+
+/** What a replica reports for one transition; the harness adds run id, node, time, message
+ * counts, state and shadow hashes and the active fault labels, and emits a trace record. */
+export interface Transition {
+  readonly phase: Phase;
+  readonly view: number;
+  readonly seq: number;
+  readonly leader: NodeId;
+  readonly batchSize?: number;
+  readonly depsCount?: number;
+  readonly latencyUs?: number | null;
+  readonly retransmissions?: number;
+}
+
+/**
+ * The replicated state machine as a replica sees it. The harness pairs it with an independently
+ * written shadow model: every `execute` is fed to both, and their BLAKE3 state hashes are compared
+ * after every transition.
+ */
+export interface StateMachine {
+  /** `origin` (optional; pass the ClientRequest) lets a verifying wrapper log who asked for what,
+   * so the safety checkers can compare executed requests across replicas. */
+  execute(op: Operation, origin?: RequestOrigin): OperationResult;
+  /** BLAKE3-256 of the state, lowercase hex; incremental, O(1) to read. */
+  digest(): string;
+  /** A copy of the whole state, for checkpoints and state transfer. */
+  snapshot(): StateSnapshot;
+  restore(snapshot: StateSnapshot): void;
+}
+
+/** Identifies a client request (a ClientRequest is one). */
+export interface RequestOrigin {
+  readonly clientId: number;
+  readonly requestId: number;
+}
+
+export interface StateSnapshot {
+  readonly entries: ReadonlyArray<readonly [string, string]>;
+}
+
+/** Message authentication: a MAC per sender key, so a node cannot speak for another one. */
+export interface Authenticator {
+  sign(message: Message): Message;
+  verify(message: Message): boolean;
+}
+
+/** Everything a replica may touch. No other effects are allowed in protocol code. */
+export interface ReplicaEnv {
+  readonly id: NodeId;
+  /** All replica ids, 0..n-1. */
+  readonly replicas: readonly NodeId[];
+  /** Faults tolerated: PBFT n = 3f+1, EPaxos n = 2f+1. */
+  readonly f: number;
+  readonly rng: Rng;
+  /** This node's local clock in microseconds (skewed under a clock-skew fault). */
+  nowUs(): number;
+  /** Sends to one replica. The harness signs nothing: call auth.sign first. */
+  send(to: NodeId, message: Message): void;
+  /** Sends to every other replica. */
+  broadcast(message: Message): void;
+  replyToClient(reply: ClientReply): void;
+  setTimer(afterUs: number, name: string, data?: unknown): TimerHandle;
+  cancelTimer(handle: TimerHandle): void;
+  readonly auth: Authenticator;
+  readonly stateMachine: StateMachine;
+  /** Report a transition; see Transition. */
+  trace(transition: Transition): void;
+}
+
+export interface Replica {
+  /** Called once when the node boots and again after every restart from a crash. Timers set
+   * before the crash are gone; durable fields of the replica survive (crash with fsync'd state). */
+  start(): void;
+  onMessage(message: Message): void;
+  onTimer(name: string, data: unknown): void;
+  onClientRequest(request: ClientRequest): void;
+}
+
+/** The client side of a protocol: where to send requests and when a reply is final. */
+export interface ClientEnv {
+  readonly clientId: number;
+  readonly replicas: readonly NodeId[];
+  readonly f: number;
+  readonly rng: Rng;
+  nowUs(): number;
+  sendRequest(to: NodeId, request: ClientRequest): void;
+  setTimer(afterUs: number, name: string, data?: unknown): TimerHandle;
+  cancelTimer(handle: TimerHandle): void;
+  /** The operation completed with this result (called once per request). */
+  complete(requestId: number, result: OperationResult): void;
+}
+
+export interface ProtocolClient {
+  submit(request: ClientRequest): void;
+  onReply(reply: ClientReply): void;
+  onTimer(name: string, data: unknown): void;
+}
+
+/**
+ * Hooks the chaos engine uses to make a node Byzantine without the protocol code knowing it is
+ * faulty (the Twins idea: correct code, adversarial wiring).
+ */
+export interface ByzantineHooks {
+  /** Votes are what "withheld" and "forged" votes act on (PBFT prepare/commit, EPaxos replies). */
+  isVote(message: Message): boolean;
+  /** An equivocating leader sends this conflicting variant to `to` instead (null: leave as is).
+   * The variant is signed with the faulty node's own key: equivocation is authentic but two-faced. */
+  equivocate(message: Message, to: NodeId, rng: Rng, auth: Authenticator): Message | null;
+}
+
+export interface ProtocolDefinition {
+  readonly name: Protocol;
+  /** Faults tolerated by a cluster of n replicas. */
+  faultTolerance(n: number): number;
+  readonly minReplicas: number;
+  createReplica(env: ReplicaEnv, options: ProtocolOptions): Replica;
+  createClient(env: ClientEnv, options: ProtocolOptions): ProtocolClient;
+  readonly byzantine: ByzantineHooks;
+}
+
+export interface ProtocolOptions {
+  /** Base timeout before a replica or client suspects the leader, microseconds. */
+  readonly timeoutUs: number;
+  /** PBFT: requests per pre-prepare batch (upper bound). */
+  readonly batchSizeMax: number;
+  /** PBFT: checkpoint interval K and log window L (watermarks). */
+  readonly checkpointInterval: number;
+  readonly logWindow: number;
+}
+
+export const DEFAULT_PROTOCOL_OPTIONS: ProtocolOptions = {
+  timeoutUs: 200_000,
+  batchSizeMax: 16,
+  checkpointInterval: 64,
+  logWindow: 128,
+};

@@ -1,0 +1,186 @@
+/**
+ * One simulated replica: implements `ReplicaEnv` on top of the simulator and the network model.
+ * Time is virtual time plus this node's clock skew; timers are simulator events (cancelled on a
+ * crash); outbound messages pass through the node's misbehaviour filter (chaos/byzantine.ts), so a
+ * Byzantine node runs unmodified protocol code with adversarial wiring (the Twins idea).
+ */
+import type { Rng } from '../../core/rng.ts';
+import { TRACE_SCHEMA_VERSION, eventIdOf, type FaultKind, type TraceRecord } from '../../core/trace-schema.ts';
+import { createAuthenticator } from '../auth.ts';
+import type {
+  Authenticator,
+  ClientReply,
+  Message,
+  NodeId,
+  ProtocolDefinition,
+  ProtocolOptions,
+  Replica,
+  ReplicaEnv,
+  TimerHandle,
+  Transition,
+} from '../protocol.ts';
+import type { HarnessStateMachine, StateCheck } from './harness-state.ts';
+import type { SimEvent, Simulator } from './simulator.ts';
+import { Misbehaviour, outboundCopies, type OutboundNode } from '../chaos/byzantine.ts';
+
+/** The cluster-wide services a host uses; implemented by SimCluster. */
+export interface HostContext {
+  readonly sim: Simulator;
+  readonly runId: string;
+  readonly protocol: ProtocolDefinition;
+  readonly replicas: readonly NodeId[];
+  readonly f: number;
+  readonly clusterSecret: string;
+  transmit(from: NodeId, to: NodeId, message: Message): void;
+  transmitReply(from: NodeId, reply: ClientReply): void;
+  emit(record: TraceRecord): void;
+  /** Active fault kinds and targeted nodes, sorted and unique (ground-truth labels). */
+  activeFaults(): readonly FaultKind[];
+  activeFaultyNodes(): readonly NodeId[];
+  onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void;
+}
+
+export class NodeHost implements ReplicaEnv, OutboundNode {
+  readonly replicas: readonly NodeId[];
+  readonly f: number;
+  readonly auth: Authenticator;
+  readonly replica: Replica;
+  readonly misbehaviour = new Misbehaviour();
+  readonly byzantineHooks: ProtocolDefinition['byzantine'];
+  /** Clock skew of this node, microseconds (clock_skew fault). */
+  skewUs = 0;
+  crashed = false;
+  private readonly timers = new Map<number, SimEvent>();
+  private nextTimerId = 1;
+  private nodeSeq = 0;
+  private sentSinceRecord = 0;
+  private receivedSinceRecord = 0;
+  private mismatched = false;
+
+  constructor(
+    readonly id: NodeId,
+    private readonly ctx: HostContext,
+    readonly stateMachine: HarnessStateMachine,
+    readonly rng: Rng,
+    /** Randomness of the chaos engine's decisions for this node, separate from the protocol's. */
+    readonly chaosRng: Rng,
+    options: ProtocolOptions,
+  ) {
+    this.replicas = ctx.replicas;
+    this.f = ctx.f;
+    this.auth = createAuthenticator(ctx.clusterSecret, id, ctx.replicas.length);
+    this.byzantineHooks = ctx.protocol.byzantine;
+    this.replica = ctx.protocol.createReplica(this, options);
+  }
+
+  nowUs(): number {
+    return this.ctx.sim.nowUs() + this.skewUs;
+  }
+
+  send(to: NodeId, message: Message): void {
+    if (this.crashed) return;
+    this.misbehaviour.remember(message);
+    for (const copy of outboundCopies(this, to, message)) {
+      this.sentSinceRecord++;
+      this.ctx.transmit(this.id, copy.to, copy.message);
+    }
+  }
+
+  broadcast(message: Message): void {
+    if (this.crashed) return;
+    for (const to of this.replicas) if (to !== this.id) this.send(to, message);
+  }
+
+  replyToClient(reply: ClientReply): void {
+    if (this.crashed || this.misbehaviour.silent > 0) return;
+    this.sentSinceRecord++;
+    this.ctx.transmitReply(this.id, reply);
+  }
+
+  setTimer(afterUs: number, name: string, data?: unknown): TimerHandle {
+    const id = this.nextTimerId++;
+    const event = this.ctx.sim.schedule(afterUs, 'timer', () => {
+      this.timers.delete(id);
+      if (!this.crashed) this.replica.onTimer(name, data);
+    });
+    this.timers.set(id, event);
+    return { id };
+  }
+
+  cancelTimer(handle: TimerHandle): void {
+    const event = this.timers.get(handle.id);
+    if (event === undefined) return;
+    this.ctx.sim.cancel(event);
+    this.timers.delete(handle.id);
+  }
+
+  /** A message arrives from the network. */
+  deliver(message: Message): void {
+    if (this.crashed) return;
+    this.receivedSinceRecord++;
+    this.misbehaviour.remember(message);
+    this.replica.onMessage(message);
+  }
+
+  deliverRequest(request: Parameters<Replica['onClientRequest']>[0]): void {
+    if (this.crashed) return;
+    this.receivedSinceRecord++;
+    this.replica.onClientRequest(request);
+  }
+
+  start(): void {
+    this.replica.start();
+  }
+
+  /** Stops the node: no receiving, no timers. Durable replica fields survive for the restart. */
+  crash(): void {
+    if (this.crashed) return;
+    this.crashed = true;
+    for (const event of this.timers.values()) this.ctx.sim.cancel(event);
+    this.timers.clear();
+  }
+
+  restart(): void {
+    if (!this.crashed) return;
+    this.crashed = false;
+    this.replica.start();
+  }
+
+  trace(transition: Transition): void {
+    const ctx = this.ctx;
+    const check = this.stateMachine.check();
+    const nodeSeq = this.nodeSeq++;
+    const tsUs = ctx.sim.nowUs();
+    // Key order is fixed here: the trace hash is over JSON.stringify of these objects.
+    const record: TraceRecord = {
+      schema_version: TRACE_SCHEMA_VERSION,
+      run_id: ctx.runId,
+      event_id: eventIdOf(ctx.runId, this.id, nodeSeq),
+      node: this.id,
+      node_seq: nodeSeq,
+      protocol: ctx.protocol.name,
+      phase: transition.phase,
+      view: transition.view,
+      seq: transition.seq,
+      leader: transition.leader,
+      ts_us: tsUs,
+      node_clock_us: Math.max(0, tsUs + this.skewUs),
+      msgs_sent: this.sentSinceRecord,
+      msgs_received: this.receivedSinceRecord,
+      retransmissions: transition.retransmissions ?? 0,
+      batch_size: transition.batchSize ?? 0,
+      deps_count: transition.depsCount ?? 0,
+      latency_us: transition.latencyUs === undefined || transition.latencyUs === null ? null : Math.max(0, Math.round(transition.latencyUs)),
+      state_hash: check.runtime,
+      shadow_hash: check.shadow,
+      faults: ctx.activeFaults().slice(),
+      faulty_nodes: ctx.activeFaultyNodes().slice(),
+    };
+    this.sentSinceRecord = 0;
+    this.receivedSinceRecord = 0;
+    // Count a divergence once when it appears, not on every later transition of the same node.
+    if (!check.match && !this.mismatched) ctx.onShadowMismatch(this.id, nodeSeq, check);
+    this.mismatched = !check.match;
+    ctx.emit(record);
+  }
+}

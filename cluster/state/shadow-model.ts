@@ -1,0 +1,133 @@
+/**
+ * The shadow: a second, independently written key-value model that is fed every operation the
+ * runtime state machine executes, so a bug or a silent corruption in the runtime path shows up
+ * as a digest (or result) mismatch on the very next transition.
+ *
+ * It computes the same digest as kv-state-machine.ts (see the scheme there) but shares none of
+ * its code: values live in a null-prototype object instead of a Map, entries are encoded with
+ * TextEncoder and a DataView instead of Buffer, and the 256-bit AdHash accumulator is kept in
+ * 16 limbs of 16 bits in a plain number array instead of 8 u32 limbs. Only the BLAKE3 primitive
+ * is shared, and that one is pinned by the official test vectors.
+ * Deliberately no import of kv-state-machine.ts.
+ */
+import type { Operation, OperationResult } from '../protocol.ts';
+import { blake3Bytes, blake3Hex } from './blake3.ts';
+
+const DOMAIN_BYTES = new TextEncoder().encode('lattice-kv-v1');
+const LIMB_COUNT = 16;
+const LIMB_MODULUS = 0x1_0000;
+
+type Limbs = number[];
+
+export class ShadowModel {
+  private values: Record<string, string> = Object.create(null) as Record<string, string>;
+  private hashes: Record<string, Limbs> = Object.create(null) as Record<string, Limbs>;
+  private count = 0;
+  private readonly sum: Limbs = new Array<number>(LIMB_COUNT).fill(0);
+  private digestHex: string | null = null;
+  private readonly encoder = new TextEncoder();
+  private buffer = new Uint8Array(512);
+  private view = new DataView(this.buffer.buffer);
+  private readonly finalInput = new Uint8Array(DOMAIN_BYTES.length + 2 * LIMB_COUNT + 8);
+
+  constructor(entries: Iterable<readonly [string, string]> = []) {
+    this.finalInput.set(DOMAIN_BYTES, 0);
+    this.load(entries);
+  }
+
+  /** Replaces the whole contents (checkpoint restore). */
+  load(entries: Iterable<readonly [string, string]>): void {
+    this.values = Object.create(null) as Record<string, string>;
+    this.hashes = Object.create(null) as Record<string, Limbs>;
+    this.count = 0;
+    this.sum.fill(0);
+    this.digestHex = null;
+    for (const [key, value] of entries) this.store(key, value);
+  }
+
+  apply(op: Operation): OperationResult {
+    const key = op.key;
+    const present = Object.hasOwn(this.values, key);
+    const current = present ? (this.values[key] as string) : null;
+    if (op.kind === 'read') return { value: current, applied: true };
+    if (op.kind === 'write') {
+      this.store(key, op.value);
+      return { value: op.value, applied: true };
+    }
+    if (op.expected !== current) return { value: current, applied: false };
+    this.store(key, op.value);
+    return { value: current, applied: true };
+  }
+
+  digest(): string {
+    if (this.digestHex === null) {
+      const input = this.finalInput;
+      let at = DOMAIN_BYTES.length;
+      for (let i = 0; i < LIMB_COUNT; i++) {
+        const limb = this.sum[i] as number;
+        input[at++] = limb & 0xff;
+        input[at++] = limb >>> 8;
+      }
+      let n = this.count;
+      for (let i = 0; i < 8; i++) {
+        input[at++] = n % 256;
+        n = Math.floor(n / 256);
+      }
+      this.digestHex = blake3Hex(input);
+    }
+    return this.digestHex;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  private store(key: string, value: string): void {
+    const oldHash = this.hashes[key];
+    if (oldHash !== undefined) {
+      if (this.values[key] === value) return;
+      combine(this.sum, oldHash, -1);
+    } else {
+      this.count += 1;
+    }
+    const newHash = this.entryHash(key, value);
+    combine(this.sum, newHash, +1);
+    this.values[key] = value;
+    this.hashes[key] = newHash;
+    this.digestHex = null;
+  }
+
+  private entryHash(key: string, value: string): Limbs {
+    const needed = 8 + 3 * (key.length + value.length);
+    if (this.buffer.length < needed) {
+      this.buffer = new Uint8Array(needed * 2);
+      this.view = new DataView(this.buffer.buffer);
+    }
+    const keyLength = this.encoder.encodeInto(key, this.buffer.subarray(4)).written;
+    this.view.setUint32(0, keyLength, true);
+    const valueStart = 8 + keyLength;
+    const valueLength = this.encoder.encodeInto(value, this.buffer.subarray(valueStart)).written;
+    this.view.setUint32(4 + keyLength, valueLength, true);
+    const digest = blake3Bytes(this.buffer.subarray(0, valueStart + valueLength));
+    const limbs: Limbs = new Array<number>(LIMB_COUNT);
+    for (let i = 0; i < LIMB_COUNT; i++) limbs[i] = (digest[2 * i] as number) + 256 * (digest[2 * i + 1] as number);
+    return limbs;
+  }
+}
+
+/** sum := sum + sign·term mod 2^256, little-endian 16-bit limbs. */
+function combine(sum: Limbs, term: Limbs, sign: 1 | -1): void {
+  let carry = 0;
+  for (let i = 0; i < LIMB_COUNT; i++) {
+    let limb = (sum[i] as number) + sign * (term[i] as number) + carry;
+    carry = 0;
+    if (limb >= LIMB_MODULUS) {
+      limb -= LIMB_MODULUS;
+      carry = 1;
+    } else if (limb < 0) {
+      limb += LIMB_MODULUS;
+      carry = -1;
+    }
+    sum[i] = limb;
+  }
+}

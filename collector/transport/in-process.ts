@@ -1,0 +1,239 @@
+/**
+ * The in-process transport: Kafka's semantics (partitioned topics, keyed ordering, consumer groups
+ * with committed offsets, redelivery of uncommitted batches) in one process's memory, for the
+ * embedded default where no broker runs. It is a real component with its own contract tests, not
+ * a test double: the same suite runs against the Kafka transport.
+ */
+import { TransportError } from '../../core/errors.ts';
+import {
+  partitionForKey,
+  type ConsumerOptions,
+  type IncomingBatch,
+  type IncomingMessage,
+  type OutgoingMessage,
+  type TopicSpec,
+  type Transport,
+  type TransportConsumer,
+  type TransportProducer,
+} from './transport.ts';
+
+interface StoredMessage {
+  readonly key: string | null;
+  readonly value: Buffer;
+}
+
+interface Topic {
+  readonly partitions: StoredMessage[][];
+}
+
+interface GroupMember {
+  readonly id: number;
+  assigned: Set<string>;
+}
+
+interface Group {
+  /** `${topic}:${partition}` → next offset to read after the last committed batch. */
+  readonly committed: Map<string, number>;
+  readonly members: GroupMember[];
+}
+
+export interface InProcessTransportOptions {
+  /** Partitions of a topic created on first use without ensureTopics. */
+  readonly defaultPartitions?: number;
+  /** Most messages handed to a handler at once. */
+  readonly batchMessagesMax?: number;
+  /** Wait after a failed handler before redelivering, so a failing sink is not spun on. */
+  readonly retryBackoffMs?: number;
+}
+
+export class InProcessTransport implements Transport {
+  readonly kind = 'inprocess' as const;
+  private readonly topics = new Map<string, Topic>();
+  private readonly groups = new Map<string, Group>();
+  private readonly waiters = new Set<() => void>();
+  private nextMemberId = 0;
+  private roundRobin = 0;
+  private closed = false;
+  private readonly defaultPartitions: number;
+  private readonly batchMessagesMax: number;
+  private readonly retryBackoffMs: number;
+
+  constructor(options: InProcessTransportOptions = {}) {
+    this.defaultPartitions = options.defaultPartitions ?? 4;
+    this.batchMessagesMax = options.batchMessagesMax ?? 2_000;
+    this.retryBackoffMs = options.retryBackoffMs ?? 100;
+  }
+
+  async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+    for (const spec of topics) this.topic(spec.name, spec.partitions);
+  }
+
+  async createProducer(): Promise<TransportProducer> {
+    let open = true;
+    return {
+      send: async (topicName, messages) => {
+        if (!open || this.closed) throw new TransportError('TRANSPORT_UNAVAILABLE', 'in-process producer is closed');
+        const topic = this.topic(topicName);
+        for (const message of messages) this.append(topic, message);
+        this.wake();
+      },
+      close: async () => {
+        open = false;
+      },
+    };
+  }
+
+  async createConsumer(options: ConsumerOptions): Promise<TransportConsumer> {
+    const group = this.group(options.groupId);
+    const member: GroupMember = { id: this.nextMemberId++, assigned: new Set() };
+    let running = false;
+    let stopped = false;
+    let loop: Promise<void> | undefined;
+    for (const name of options.topics) this.topic(name);
+
+    const join = () => {
+      group.members.push(member);
+      this.rebalance(group, options.topics);
+    };
+    const leave = () => {
+      const index = group.members.indexOf(member);
+      if (index >= 0) group.members.splice(index, 1);
+      this.rebalance(group, options.topics);
+      this.wake();
+    };
+
+    const nextBatch = (): IncomingBatch | undefined => {
+      for (const slot of member.assigned) {
+        const [topicName, partitionText] = splitSlot(slot);
+        const partition = Number(partitionText);
+        const log = this.topic(topicName).partitions[partition] ?? [];
+        const start = group.committed.get(slot) ?? (options.fromBeginning ? 0 : log.length);
+        if (!group.committed.has(slot)) group.committed.set(slot, start);
+        if (start >= log.length) continue;
+        const end = Math.min(log.length, start + this.batchMessagesMax);
+        const messages: IncomingMessage[] = [];
+        for (let offset = start; offset < end; offset++) {
+          const stored = log[offset]!;
+          messages.push({ topic: topicName, partition, offset: String(offset), key: stored.key, value: stored.value });
+        }
+        return { topic: topicName, partition, messages };
+      }
+      return undefined;
+    };
+
+    const runLoop = async (onBatch: (batch: IncomingBatch) => Promise<void>) => {
+      while (!stopped && !this.closed) {
+        const batch = nextBatch();
+        if (batch === undefined) {
+          await this.waitForMessages();
+          continue;
+        }
+        const slot = `${batch.topic}:${batch.partition}`;
+        try {
+          await onBatch(batch);
+          // Commit only after the handler stored the batch, and only if this member still owns
+          // the partition (after a rebalance, the new owner re-reads from the committed offset).
+          if (member.assigned.has(slot)) group.committed.set(slot, Number(batch.messages.at(-1)!.offset) + 1);
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, this.retryBackoffMs));
+        }
+      }
+    };
+
+    return {
+      run: async (onBatch) => {
+        if (running) throw new TransportError('TRANSPORT_FAILED', 'consumer is already running');
+        running = true;
+        join();
+        loop = runLoop(onBatch);
+      },
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        leave();
+        await loop;
+      },
+    };
+  }
+
+  async lag(groupId: string, topicName: string): Promise<number> {
+    const topic = this.topics.get(topicName);
+    if (!topic) return 0;
+    const group = this.group(groupId);
+    let total = 0;
+    topic.partitions.forEach((log, partition) => {
+      total += log.length - (group.committed.get(`${topicName}:${partition}`) ?? 0);
+    });
+    return total;
+  }
+
+  /** Every message currently in a topic, for tests and the demo's dead-letter report. */
+  messages(topicName: string): IncomingMessage[] {
+    const topic = this.topics.get(topicName);
+    if (!topic) return [];
+    return topic.partitions.flatMap((log, partition) => log.map((m, offset) => ({ topic: topicName, partition, offset: String(offset), key: m.key, value: m.value })));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake();
+  }
+
+  private topic(name: string, partitions = this.defaultPartitions): Topic {
+    let topic = this.topics.get(name);
+    if (!topic) {
+      topic = { partitions: Array.from({ length: partitions }, () => []) };
+      this.topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  private group(id: string): Group {
+    let group = this.groups.get(id);
+    if (!group) {
+      group = { committed: new Map(), members: [] };
+      this.groups.set(id, group);
+    }
+    return group;
+  }
+
+  private append(topic: Topic, message: OutgoingMessage): void {
+    const partition = partitionForKey(message.key, topic.partitions.length, () => this.roundRobin++);
+    const value = typeof message.value === 'string' ? Buffer.from(message.value) : message.value;
+    topic.partitions[partition]!.push({ key: message.key, value });
+  }
+
+  /** Round-robin assignment of every partition of the group's topics over its members. */
+  private rebalance(group: Group, topicNames: readonly string[]): void {
+    for (const member of group.members) member.assigned = new Set();
+    if (group.members.length === 0) return;
+    let i = 0;
+    for (const name of topicNames) {
+      const partitions = this.topic(name).partitions.length;
+      for (let p = 0; p < partitions; p++) group.members[i++ % group.members.length]!.assigned.add(`${name}:${p}`);
+    }
+  }
+
+  private waitForMessages(): Promise<void> {
+    return new Promise((resolve) => {
+      // Wake on new messages, or poll again shortly (a rebalance may have handed us work).
+      const timer = setTimeout(done, 50);
+      function done() {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      }
+      const waiters = this.waiters;
+      waiters.add(done);
+    });
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}
+
+function splitSlot(slot: string): [string, string] {
+  const at = slot.lastIndexOf(':');
+  return [slot.slice(0, at), slot.slice(at + 1)];
+}

@@ -1,0 +1,152 @@
+/**
+ * The Kafka transport (kafkajs). Producers are idempotent (one in-flight request, so per-key
+ * order survives retries) and compress with gzip; consumers commit offsets by hand, only after
+ * the batch handler resolved, which is what makes the pipeline at-least-once.
+ */
+import { CompressionTypes, Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
+import { TransportError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logging.ts';
+import type { ConsumerOptions, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
+
+export interface KafkaTransportOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger?: Logger;
+  /** How long a producer keeps retrying through a broker outage before `send` fails. */
+  readonly producerRetryMs?: number;
+  /** Fail fast when the broker is not there at all (tests, `lattice collect` start-up). */
+  readonly connectionTimeoutMs?: number;
+}
+
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka' as const;
+  private readonly kafka: Kafka;
+  private readonly open = new Set<{ disconnect(): Promise<void> }>();
+
+  constructor(private readonly options: KafkaTransportOptions) {
+    // kafkajs prints a notice about its default partitioner on every producer otherwise.
+    process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+    const log = options.logger;
+    this.kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      connectionTimeout: options.connectionTimeoutMs ?? 3_000,
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry) => {
+        if (!log) return;
+        const fields = { kafka: entry.namespace, ...entry.log };
+        if (entry.level <= logLevel.ERROR) log.warn(entry.log.message, fields);
+        else log.debug(entry.log.message, fields);
+      },
+    });
+  }
+
+  async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      const missing = topics.filter((t) => !existing.has(t.name));
+      if (missing.length > 0) {
+        await admin.createTopics({ waitForLeaders: true, topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })) });
+      }
+    } catch (cause) {
+      throw unavailable(this.options.brokers, 'create topics', cause);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  async createProducer(): Promise<TransportProducer> {
+    const retryMs = this.options.producerRetryMs ?? 30_000;
+    const producer: Producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { retries: Math.max(5, Math.ceil(retryMs / 1_000)), maxRetryTime: retryMs, initialRetryTime: 200 },
+    });
+    try {
+      await producer.connect();
+    } catch (cause) {
+      throw unavailable(this.options.brokers, 'connect a producer', cause);
+    }
+    this.open.add(producer);
+    return {
+      send: async (topic, messages) => {
+        try {
+          await producer.send({ topic, compression: CompressionTypes.GZIP, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
+        } catch (cause) {
+          throw new TransportError('TRANSPORT_FAILED', `send to ${topic} failed: ${(cause as Error).message}`, { retriable: true, cause });
+        }
+      },
+      close: async () => {
+        this.open.delete(producer);
+        await producer.disconnect();
+      },
+    };
+  }
+
+  async createConsumer(options: ConsumerOptions): Promise<TransportConsumer> {
+    const consumer: Consumer = this.kafka.consumer({ groupId: options.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, retry: { retries: 10 } });
+    try {
+      await consumer.connect();
+      for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning });
+    } catch (cause) {
+      await consumer.disconnect().catch(() => undefined);
+      throw unavailable(this.options.brokers, `join consumer group ${options.groupId}`, cause);
+    }
+    this.open.add(consumer);
+    return {
+      run: async (onBatch) => {
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+            if (!isRunning() || isStale() || batch.messages.length === 0) return;
+            await onBatch({
+              topic: batch.topic,
+              partition: batch.partition,
+              messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0) })),
+            });
+            const next = (BigInt(batch.lastOffset()) + 1n).toString();
+            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+            await heartbeat();
+          },
+        });
+      },
+      stop: async () => {
+        this.open.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async lag(groupId: string, topic: string): Promise<number> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const byPartition = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+      let total = 0n;
+      for (const end of ends) {
+        const done = byPartition.get(end.partition) ?? -1n;
+        const start = done < 0n ? BigInt(end.low) : done;
+        total += BigInt(end.high) - start;
+      }
+      return Number(total);
+    } catch (cause) {
+      throw unavailable(this.options.brokers, 'read consumer lag', cause);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const client of [...this.open]) await client.disconnect().catch(() => undefined);
+    this.open.clear();
+  }
+}
+
+function unavailable(brokers: readonly string[], what: string, cause: unknown): TransportError {
+  return new TransportError('TRANSPORT_UNAVAILABLE', `cannot ${what}: Kafka at ${brokers.join(',')} is not reachable or refused (${(cause as Error).message}). Start a local broker with \`npm run kafka:start\` or set LATTICE_KAFKA_BROKERS.`, { retriable: true, cause });
+}

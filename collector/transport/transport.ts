@@ -1,0 +1,74 @@
+/**
+ * The transport between the cluster's producers and the collectors: a narrow interface with two
+ * implementations that pass the same contract tests — in-process (embedded default, no servers)
+ * and Kafka (kafkajs against a real broker). Semantics are Kafka's: keyed messages keep their
+ * order within a partition, consumer groups share partitions, and a consumer's offsets are
+ * committed only after its batch handler resolves (at-least-once).
+ */
+export interface OutgoingMessage {
+  /** Messages with the same key go to the same partition, in order (one node = one key). */
+  readonly key: string | null;
+  readonly value: string | Buffer;
+}
+
+export interface IncomingMessage {
+  readonly topic: string;
+  readonly partition: number;
+  /** Position in the partition, as Kafka gives it (a decimal string). */
+  readonly offset: string;
+  readonly key: string | null;
+  readonly value: Buffer;
+}
+
+export interface IncomingBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly messages: readonly IncomingMessage[];
+}
+
+export interface TransportProducer {
+  send(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  /** Where a group with no committed offset starts. */
+  readonly fromBeginning: boolean;
+}
+
+/**
+ * Delivers batches to one handler. If the handler throws, nothing is committed and the batch is
+ * delivered again (to this consumer or, after a rebalance, to another member of the group).
+ */
+export interface TransportConsumer {
+  run(onBatch: (batch: IncomingBatch) => Promise<void>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface TopicSpec {
+  readonly name: string;
+  readonly partitions: number;
+}
+
+export interface Transport {
+  readonly kind: 'inprocess' | 'kafka';
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  createProducer(): Promise<TransportProducer>;
+  createConsumer(options: ConsumerOptions): Promise<TransportConsumer>;
+  /** Messages in `topic` not yet committed by `groupId` (all partitions). */
+  lag(groupId: string, topic: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Kafka's default partitioner is murmur2; any stable hash keeps one key's messages together. */
+export function partitionForKey(key: string | null, partitions: number, roundRobin: () => number): number {
+  if (key === null) return roundRobin() % partitions;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % partitions;
+}

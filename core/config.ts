@@ -1,0 +1,139 @@
+/**
+ * Lattice's configuration: one typed object, validated once at start-up. Sources, later ones
+ * winning: built-in defaults, a config file (JSON or YAML, `--config`), environment variables
+ * (`LATTICE_*`), then command-line flags.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, type FieldError } from './errors.ts';
+
+const positiveInt = z.number().int().positive();
+
+export const configSchema = z
+  .object({
+    store: z
+      .object({
+        /** ClickHouse server over HTTP, e.g. http://127.0.0.1:8123. Absent: embedded chdb. */
+        url: z.url().optional(),
+        /** Embedded data directory (one process owns it at a time). */
+        data_dir: z.string().min(1).default('.lattice/chdb'),
+        database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a plain identifier').default('lattice'),
+        username: z.string().default('default'),
+        password: z.string().default(''),
+        request_timeout_ms: positiveInt.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    transport: z
+      .object({
+        kind: z.enum(['inprocess', 'kafka']).default('inprocess'),
+        brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1).default(['127.0.0.1:9092']),
+        client_id: z.string().min(1).default('lattice'),
+        topic: z.string().min(1).default('lattice.transitions'),
+        dlq_topic: z.string().min(1).default('lattice.transitions.dlq'),
+        partitions: positiveInt.max(1024).default(4),
+      })
+      .strict()
+      .prefault({}),
+    collector: z
+      .object({
+        group_id: z.string().min(1).default('lattice-collector'),
+        batch_rows_max: positiveInt.default(5_000),
+        flush_interval_ms: positiveInt.default(500),
+        record_bytes_max: positiveInt.default(64 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    log_level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  })
+  .strict();
+
+export type LatticeConfig = z.infer<typeof configSchema>;
+/** A partial config as a file or flags give it (any section, any subset of keys). */
+export type ConfigInput = { [K in keyof LatticeConfig]?: LatticeConfig[K] extends object ? Partial<LatticeConfig[K]> : LatticeConfig[K] };
+
+/** Environment variables and the config path each maps to. */
+const ENV_KEYS: ReadonlyArray<readonly [string, readonly [keyof LatticeConfig, string?], 'string' | 'int' | 'list']> = [
+  ['LATTICE_CLICKHOUSE_URL', ['store', 'url'], 'string'],
+  ['LATTICE_CLICKHOUSE_USER', ['store', 'username'], 'string'],
+  ['LATTICE_CLICKHOUSE_PASSWORD', ['store', 'password'], 'string'],
+  ['LATTICE_CLICKHOUSE_DATABASE', ['store', 'database'], 'string'],
+  ['LATTICE_DATA_DIR', ['store', 'data_dir'], 'string'],
+  ['LATTICE_TRANSPORT', ['transport', 'kind'], 'string'],
+  ['LATTICE_KAFKA_BROKERS', ['transport', 'brokers'], 'list'],
+  ['LATTICE_KAFKA_TOPIC', ['transport', 'topic'], 'string'],
+  ['LATTICE_KAFKA_DLQ_TOPIC', ['transport', 'dlq_topic'], 'string'],
+  ['LATTICE_KAFKA_PARTITIONS', ['transport', 'partitions'], 'int'],
+  ['LATTICE_COLLECTOR_GROUP', ['collector', 'group_id'], 'string'],
+  ['LATTICE_LOG_LEVEL', ['log_level'], 'string'],
+];
+
+export function configFromEnv(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: Record<string, unknown> = {};
+  for (const [name, [section, key], kind] of ENV_KEYS) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const value = kind === 'int' ? Number(raw) : kind === 'list' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+    if (key === undefined) out[section] = value;
+    else out[section] = { ...(out[section] as object | undefined), [key]: value };
+  }
+  return out as ConfigInput;
+}
+
+export function configFromFile(path: string): ConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError([{ path: '', message: `cannot read config file: ${(cause as Error).message}` }], path);
+  }
+  try {
+    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    return (parsed ?? {}) as ConfigInput;
+  } catch (cause) {
+    throw new ConfigError([{ path: '', message: `not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(cause as Error).message}` }], path);
+  }
+}
+
+/** Merges the sources (later wins, section by section) and validates once. */
+export function loadConfig(sources: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigInput } = {}): LatticeConfig {
+  const layers: ConfigInput[] = [];
+  const names: string[] = ['defaults'];
+  if (sources.file) {
+    layers.push(configFromFile(sources.file));
+    names.push(sources.file);
+  }
+  if (sources.env) {
+    layers.push(configFromEnv(sources.env));
+    names.push('environment');
+  }
+  if (sources.overrides) {
+    layers.push(sources.overrides);
+    names.push('flags');
+  }
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers) {
+    if (typeof layer !== 'object' || layer === null || Array.isArray(layer)) {
+      throw new ConfigError([{ path: '', message: 'expected an object' }], names.join(' + '));
+    }
+    for (const [section, value] of Object.entries(layer)) {
+      if (value === undefined) continue;
+      const previous = merged[section];
+      merged[section] = isPlainObject(previous) && isPlainObject(value) ? { ...previous, ...value } : value;
+    }
+  }
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const errors: FieldError[] = parsed.error.issues.map((issue) => ({
+      path: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : issue.path.join('.'),
+      message: issue.code === 'unrecognized_keys' ? 'unknown setting' : issue.message,
+    }));
+    throw new ConfigError(errors, names.join(' + '));
+  }
+  return parsed.data;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,79 @@
+/**
+ * The store: ClickHouse through @clickhouse/client, always. Embedded by default (chdb in this
+ * process, same SQL dialect as the server), or a ClickHouse server over HTTP when a URL is given.
+ * Everything above this file speaks SQL to a `Store` and never knows which one it has.
+ *
+ * One process owns an embedded data directory, and chdb allows one active directory per process:
+ * a Store is therefore opened once by the composition root and shared, and closed before any
+ * other directory is opened.
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+import { StoreError } from '../core/errors.ts';
+import type { LatticeConfig } from '../core/config.ts';
+
+export type StoreKind = 'embedded' | 'server';
+
+export interface Store {
+  readonly kind: StoreKind;
+  readonly database: string;
+  readonly client: ClickHouseClient;
+  /** Fully qualified table name, e.g. `lattice.transitions`. */
+  table(name: string): string;
+  /** Where the data lives, for messages to the user. */
+  readonly location: string;
+  close(): Promise<void>;
+}
+
+type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+
+export async function openStore(config: LatticeConfig['store']): Promise<Store> {
+  const { client, kind, location } = config.url ? connectServer(config, config.url) : connectEmbedded(config.data_dir);
+  const database = config.database;
+  try {
+    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+  } catch (cause) {
+    await client.close().catch(() => undefined);
+    throw new StoreError('STORE_UNAVAILABLE', `cannot reach the ${kind} ClickHouse store at ${location}: ${(cause as Error).message}`, { retriable: true, cause });
+  }
+  let closed = false;
+  return {
+    kind,
+    database,
+    client,
+    location,
+    table: (name) => `${database}.${name}`,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await client.close();
+    },
+  };
+}
+
+function connectEmbedded(dataDir: string): { client: ClickHouseClient; kind: StoreKind; location: string } {
+  const path = resolve(dataDir);
+  mkdirSync(path, { recursive: true });
+  let connection: ClientConnection;
+  try {
+    // chdb types its connection against @clickhouse/client-common while the client bundles its
+    // own copy of the same types; they are identical at run time, so the cast is narrow and safe.
+    connection = createChdbConnection({ path }) as unknown as ClientConnection;
+  } catch (cause) {
+    throw new StoreError('STORE_UNAVAILABLE', `cannot open the embedded ClickHouse data directory ${path} (another Lattice process may own it): ${(cause as Error).message}`, { cause });
+  }
+  return { client: createClient({ connection }), kind: 'embedded', location: path };
+}
+
+function connectServer(config: LatticeConfig['store'], url: string): { client: ClickHouseClient; kind: StoreKind; location: string } {
+  const client = createClient({
+    url,
+    username: config.username,
+    password: config.password,
+    request_timeout: config.request_timeout_ms,
+    clickhouse_settings: { date_time_input_format: 'best_effort' },
+  });
+  return { client, kind: 'server', location: url };
+}

@@ -1,0 +1,89 @@
+/**
+ * Versioned schema migrations, applied at start-up. Each migration has a version, a name and
+ * idempotent statements; applied versions are recorded in `schema_migrations`, so applying twice
+ * equals applying once, and a crash halfway re-runs only what is missing.
+ */
+import { StoreError } from '../core/errors.ts';
+import type { Store } from './client.ts';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** Statements with `{db}` standing for the database name. Each must be idempotent. */
+  readonly statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'transitions',
+    statements: [
+      // ReplacingMergeTree keyed by (run_id, node, node_seq) — the event id — makes redelivered
+      // records collapse into one row; exact reads use FINAL.
+      `CREATE TABLE IF NOT EXISTS {db}.transitions (
+        run_id LowCardinality(String),
+        event_id String,
+        node UInt16,
+        node_seq UInt64,
+        protocol LowCardinality(String),
+        phase LowCardinality(String),
+        view UInt64,
+        seq UInt64,
+        leader UInt16,
+        ts_us Int64,
+        node_clock_us Int64,
+        ts DateTime64(6, 'UTC') MATERIALIZED fromUnixTimestamp64Micro(ts_us),
+        msgs_sent UInt32,
+        msgs_received UInt32,
+        retransmissions UInt32,
+        batch_size UInt32,
+        deps_count UInt32,
+        latency_us Nullable(UInt64),
+        state_hash FixedString(64),
+        shadow_hash FixedString(64),
+        faults Array(LowCardinality(String)),
+        faulty_nodes Array(UInt16),
+        ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (run_id, node, node_seq)`,
+    ],
+  },
+];
+
+export interface MigrationReport {
+  readonly applied: number[];
+  readonly alreadyApplied: number[];
+}
+
+export async function migrate(store: Store, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
+  const db = store.database;
+  await store.client.command({
+    query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version`,
+  });
+  const done = new Set(await appliedVersions(store));
+  const applied: number[] = [];
+  const alreadyApplied: number[] = [];
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (done.has(migration.version)) {
+      alreadyApplied.push(migration.version);
+      continue;
+    }
+    for (const statement of migration.statements) {
+      try {
+        await store.client.command({ query: statement.replaceAll('{db}', db) });
+      } catch (cause) {
+        throw new StoreError('MIGRATION_FAILED', `migration ${migration.version} (${migration.name}) failed: ${(cause as Error).message}`, { cause });
+      }
+    }
+    await store.client.insert({ table: `${db}.schema_migrations`, values: [{ version: migration.version, name: migration.name }], format: 'JSONEachRow' });
+    applied.push(migration.version);
+  }
+  return { applied, alreadyApplied };
+}
+
+export async function appliedVersions(store: Store): Promise<number[]> {
+  const result = await store.client.query({ query: `SELECT DISTINCT version FROM ${store.database}.schema_migrations ORDER BY version`, format: 'JSONEachRow' });
+  const rows = await result.json<{ version: number }>();
+  return rows.map((r) => Number(r.version));
+}

@@ -1,0 +1,48 @@
+/**
+ * Writes and reads of the `transitions` table. Inserts are idempotent by construction: the
+ * table's sorting key is the event id's parts, so a redelivered batch collapses on merge, and
+ * every count here reads with FINAL so it never sees a duplicate.
+ */
+import { StoreError } from '../core/errors.ts';
+import type { TraceRecord } from '../core/trace-schema.ts';
+import type { Store } from './client.ts';
+
+export async function insertTransitions(store: Store, records: readonly TraceRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  try {
+    await store.client.insert({ table: store.table('transitions'), values: records as TraceRecord[], format: 'JSONEachRow' });
+  } catch (cause) {
+    throw classifyStoreError(cause, `insert of ${records.length} transitions`);
+  }
+}
+
+export async function countTransitions(store: Store, runId?: string): Promise<number> {
+  const where = runId === undefined ? '' : 'WHERE run_id = {run_id:String}';
+  const rows = await queryRows<{ n: string }>(store, `SELECT count() AS n FROM ${store.table('transitions')} FINAL ${where}`, runId === undefined ? {} : { run_id: runId });
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** The stored event ids of a run, for exact set comparisons in tests and audits. */
+export async function eventIds(store: Store, runId: string): Promise<string[]> {
+  const rows = await queryRows<{ event_id: string }>(store, `SELECT event_id FROM ${store.table('transitions')} FINAL WHERE run_id = {run_id:String} ORDER BY node, node_seq`, { run_id: runId });
+  return rows.map((r) => r.event_id);
+}
+
+export async function queryRows<T>(store: Store, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  try {
+    const result = await store.client.query({ query, format: 'JSONEachRow', query_params: params });
+    return await result.json<T>();
+  } catch (cause) {
+    throw classifyStoreError(cause, 'query');
+  }
+}
+
+/** Connection-level failures are worth retrying; a rejected statement is not. */
+export function classifyStoreError(cause: unknown, what: string): StoreError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const code = (cause as { code?: string } | null)?.code;
+  const connectionLevel = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '') || /timeout|socket hang up|closed|ECONNREFUSED/i.test(message);
+  return connectionLevel
+    ? new StoreError('STORE_UNAVAILABLE', `${what} failed, store unavailable: ${message}`, { retriable: true, cause })
+    : new StoreError('STORE_QUERY_FAILED', `${what} failed: ${message}`, { cause });
+}
