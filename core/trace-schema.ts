@@ -97,14 +97,23 @@ export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: 
 export function validateTraceRecord(input: unknown): ValidationResult<TraceRecord> {
   const parsed = traceRecordSchema.safeParse(input);
   if (parsed.success) return { ok: true, value: parsed.data as TraceRecord };
-  return { ok: false, errors: parsed.error.issues.map(issueToFieldError) };
+  return { ok: false, errors: parsed.error.issues.map((issue) => issueToFieldError(issue, input)) };
 }
 
-function issueToFieldError(issue: z.core.$ZodIssue): FieldError {
+function issueToFieldError(issue: z.core.$ZodIssue, input: unknown): FieldError {
   const path = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') return { path: path || issue.keys.join(','), message: `unknown field(s): ${issue.keys.join(', ')}` };
-  if (issue.code === 'invalid_type' && issue.input === undefined) return { path, message: 'is required' };
+  if (issue.code === 'invalid_type' && issue.path.length > 0 && !hasPath(input, issue.path)) return { path, message: 'is required' };
   return { path, message: issue.message };
+}
+
+function hasPath(value: unknown, path: readonly PropertyKey[]): boolean {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return false;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current !== undefined;
 }
 
 export function eventIdOf(runId: string, node: number, nodeSeq: number): string {

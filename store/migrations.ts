@@ -21,6 +21,7 @@ export const MIGRATIONS: readonly Migration[] = [
       // ReplacingMergeTree keyed by (run_id, node, node_seq) — the event id — makes redelivered
       // records collapse into one row; exact reads use FINAL.
       `CREATE TABLE IF NOT EXISTS {db}.transitions (
+        schema_version UInt8,
         run_id LowCardinality(String),
         event_id String,
         node UInt16,

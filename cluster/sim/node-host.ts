@@ -80,15 +80,20 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   send(to: NodeId, message: Message): void {
     if (this.crashed) return;
     this.misbehaviour.remember(message);
-    for (const copy of outboundCopies(this, to, message)) {
-      this.sentSinceRecord++;
-      this.ctx.transmit(this.id, copy.to, copy.message);
-    }
+    this.sendOne(to, message);
   }
 
   broadcast(message: Message): void {
     if (this.crashed) return;
-    for (const to of this.replicas) if (to !== this.id) this.send(to, message);
+    this.misbehaviour.remember(message);
+    for (const to of this.replicas) if (to !== this.id) this.sendOne(to, message);
+  }
+
+  private sendOne(to: NodeId, message: Message): void {
+    for (const copy of outboundCopies(this, to, message)) {
+      this.sentSinceRecord++;
+      this.ctx.transmit(this.id, copy.to, copy.message);
+    }
   }
 
   replyToClient(reply: ClientReply): void {

@@ -19,9 +19,14 @@ const LIMB_MODULUS = 0x1_0000;
 
 type Limbs = number[];
 
+interface ShadowRecord {
+  value: string;
+  /** h(key, value) in 16-bit limbs, overwritten in place on every write. */
+  readonly limbs: Limbs;
+}
+
 export class ShadowModel {
-  private values: Record<string, string> = Object.create(null) as Record<string, string>;
-  private hashes: Record<string, Limbs> = Object.create(null) as Record<string, Limbs>;
+  private records: Record<string, ShadowRecord> = Object.create(null) as Record<string, ShadowRecord>;
   private count = 0;
   private readonly sum: Limbs = new Array<number>(LIMB_COUNT).fill(0);
   private digestHex: string | null = null;
@@ -37,25 +42,23 @@ export class ShadowModel {
 
   /** Replaces the whole contents (checkpoint restore). */
   load(entries: Iterable<readonly [string, string]>): void {
-    this.values = Object.create(null) as Record<string, string>;
-    this.hashes = Object.create(null) as Record<string, Limbs>;
+    this.records = Object.create(null) as Record<string, ShadowRecord>;
     this.count = 0;
     this.sum.fill(0);
     this.digestHex = null;
-    for (const [key, value] of entries) this.store(key, value);
+    for (const [key, value] of entries) this.store(key, this.records[key], value);
   }
 
   apply(op: Operation): OperationResult {
-    const key = op.key;
-    const present = Object.hasOwn(this.values, key);
-    const current = present ? (this.values[key] as string) : null;
+    const record = this.records[op.key];
+    const current = record === undefined ? null : record.value;
     if (op.kind === 'read') return { value: current, applied: true };
     if (op.kind === 'write') {
-      this.store(key, op.value);
+      this.store(op.key, record, op.value);
       return { value: op.value, applied: true };
     }
     if (op.expected !== current) return { value: current, applied: false };
-    this.store(key, op.value);
+    this.store(op.key, record, op.value);
     return { value: current, applied: true };
   }
 
@@ -82,22 +85,24 @@ export class ShadowModel {
     return this.count;
   }
 
-  private store(key: string, value: string): void {
-    const oldHash = this.hashes[key];
-    if (oldHash !== undefined) {
-      if (this.values[key] === value) return;
-      combine(this.sum, oldHash, -1);
-    } else {
+  private store(key: string, record: ShadowRecord | undefined, value: string): void {
+    if (record === undefined) {
+      const limbs = new Array<number>(LIMB_COUNT);
+      this.entryHashInto(key, value, limbs);
+      combine(this.sum, limbs, +1);
+      this.records[key] = { value, limbs };
       this.count += 1;
+    } else {
+      if (record.value === value) return;
+      combine(this.sum, record.limbs, -1);
+      this.entryHashInto(key, value, record.limbs);
+      combine(this.sum, record.limbs, +1);
+      record.value = value;
     }
-    const newHash = this.entryHash(key, value);
-    combine(this.sum, newHash, +1);
-    this.values[key] = value;
-    this.hashes[key] = newHash;
     this.digestHex = null;
   }
 
-  private entryHash(key: string, value: string): Limbs {
+  private entryHashInto(key: string, value: string, limbs: Limbs): void {
     const needed = 8 + 3 * (key.length + value.length);
     if (this.buffer.length < needed) {
       this.buffer = new Uint8Array(needed * 2);
@@ -109,9 +114,7 @@ export class ShadowModel {
     const valueLength = this.encoder.encodeInto(value, this.buffer.subarray(valueStart)).written;
     this.view.setUint32(4 + keyLength, valueLength, true);
     const digest = blake3Bytes(this.buffer.subarray(0, valueStart + valueLength));
-    const limbs: Limbs = new Array<number>(LIMB_COUNT);
     for (let i = 0; i < LIMB_COUNT; i++) limbs[i] = (digest[2 * i] as number) + 256 * (digest[2 * i + 1] as number);
-    return limbs;
   }
 }
 

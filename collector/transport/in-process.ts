@@ -116,7 +116,7 @@ export class InProcessTransport implements Transport {
           const stored = log[offset]!;
           messages.push({ topic: topicName, partition, offset: String(offset), key: stored.key, value: stored.value });
         }
-        return { topic: topicName, partition, messages };
+        return { topic: topicName, partition, messages, heartbeat: async () => undefined };
       }
       return undefined;
     };

@@ -106,6 +106,7 @@ export class KafkaTransport implements Transport {
               topic: batch.topic,
               partition: batch.partition,
               messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0) })),
+              heartbeat,
             });
             const next = (BigInt(batch.lastOffset()) + 1n).toString();
             await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);

@@ -24,6 +24,8 @@ export interface IncomingBatch {
   readonly topic: string;
   readonly partition: number;
   readonly messages: readonly IncomingMessage[];
+  /** Keeps group membership alive while a handler waits (e.g. retrying a down store). */
+  heartbeat(): Promise<void>;
 }
 
 export interface TransportProducer {

@@ -1,0 +1,149 @@
+/**
+ * EPaxos wire messages. Every message names the instance it is about (`replica`.`instance`, the
+ * owner's space and slot) and the ballot it was sent at; `from` is the authenticated sender.
+ * `parseMessage` checks the shape of anything that arrives, so a malformed message from a faulty
+ * node is dropped instead of throwing inside the replica.
+ */
+import type { ClientRequest, Message, NodeId } from '../protocol.ts';
+import type { Command, InstanceStatus } from './types.ts';
+
+interface InstanceMessage {
+  readonly from: NodeId;
+  readonly ballot: number;
+  readonly replica: NodeId;
+  readonly instance: number;
+  mac?: string;
+}
+
+interface Proposal extends InstanceMessage {
+  readonly cmd: Command;
+  readonly seq: number;
+  readonly deps: readonly number[];
+}
+
+export type PreAcceptMessage = Proposal & { readonly type: 'PRE_ACCEPT' };
+export type AcceptMessage = Proposal & { readonly type: 'ACCEPT' };
+export type CommitMessage = Proposal & { readonly type: 'COMMIT' };
+export type PrepareMessage = InstanceMessage & { readonly type: 'PREPARE' };
+
+export type PreAcceptReplyMessage = InstanceMessage & {
+  readonly type: 'PRE_ACCEPT_REPLY';
+  readonly ok: boolean;
+  /** The replier's promised ballot (a NACK tells the proposer how high it has to go). */
+  readonly promised: number;
+  /** The replier already has the instance committed; the attributes are the committed ones. */
+  readonly committed: boolean;
+  readonly cmd: Command;
+  readonly seq: number;
+  readonly deps: readonly number[];
+  /** The replier's attributes differ from the proposal (it knew of more conflicts). */
+  readonly changed: boolean;
+};
+
+export type AcceptReplyMessage = InstanceMessage & {
+  readonly type: 'ACCEPT_REPLY';
+  readonly ok: boolean;
+  readonly promised: number;
+};
+
+export type PrepareReplyMessage = InstanceMessage & {
+  readonly type: 'PREPARE_REPLY';
+  readonly ok: boolean;
+  readonly promised: number;
+  readonly status: InstanceStatus;
+  /** Null attributes when the replier knows nothing of the instance. */
+  readonly cmd: Command;
+  readonly seq: number;
+  readonly deps: readonly number[] | null;
+  readonly vbal: number;
+  /** Pre-accepted at the default ballot with the leader's attributes unchanged. */
+  readonly eq: boolean;
+};
+
+/** Anti-entropy: what the sender knows, so peers can send it the commits it missed. */
+export type SyncMessage = {
+  readonly type: 'SYNC';
+  readonly from: NodeId;
+  /** Highest instance number the sender has heard of, per replica space. */
+  readonly known: readonly number[];
+  /** Highest j such that the sender has committed every instance 0..j, per space. */
+  readonly committedPrefix: readonly number[];
+  mac?: string;
+};
+
+export type EpaxosMessage =
+  | PreAcceptMessage
+  | PreAcceptReplyMessage
+  | AcceptMessage
+  | AcceptReplyMessage
+  | CommitMessage
+  | PrepareMessage
+  | PrepareReplyMessage
+  | SyncMessage;
+
+export const VOTE_TYPES: ReadonlySet<string> = new Set(['PRE_ACCEPT_REPLY', 'ACCEPT_REPLY', 'PREPARE_REPLY']);
+
+const STATUSES: ReadonlySet<string> = new Set(['none', 'preaccepted', 'accepted', 'committed', 'executed']);
+
+const isInt = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+
+function isDeps(v: unknown, n: number): v is number[] {
+  return Array.isArray(v) && v.length === n && v.every((d) => isInt(d, -1));
+}
+
+export function isCommand(v: unknown): v is Command {
+  if (v === null) return true;
+  if (typeof v !== 'object' || v === undefined) return false;
+  const r = v as Partial<ClientRequest>;
+  if (!isInt(r.clientId, 0) || !isInt(r.requestId, 0) || typeof r.op !== 'object' || r.op === null) return false;
+  const op = r.op as unknown as Record<string, unknown>;
+  if (typeof op.key !== 'string') return false;
+  switch (op.kind) {
+    case 'read':
+      return true;
+    case 'write':
+      return typeof op.value === 'string';
+    case 'cas':
+      return typeof op.value === 'string' && (op.expected === null || typeof op.expected === 'string');
+    default:
+      return false;
+  }
+}
+
+/** Returns the typed message, or null when its shape is wrong for a cluster of n replicas. */
+export function parseMessage(m: Message, n: number): EpaxosMessage | null {
+  if (!isInt(m.from, 0) || m.from >= n) return null;
+  if (m.type === 'SYNC') {
+    return isDeps(m.known, n) && isDeps(m.committedPrefix, n) ? (m as unknown as SyncMessage) : null;
+  }
+  if (!isInt(m.ballot, 0) || !isInt(m.replica, 0) || m.replica >= n || !isInt(m.instance, 0)) return null;
+  switch (m.type) {
+    case 'PRE_ACCEPT':
+    case 'ACCEPT':
+    case 'COMMIT':
+      return isCommand(m.cmd) && isInt(m.seq, 0) && isDeps(m.deps, n) ? (m as unknown as EpaxosMessage) : null;
+    case 'PREPARE':
+      return m as unknown as PrepareMessage;
+    case 'PRE_ACCEPT_REPLY':
+      return isBool(m.ok) && isInt(m.promised, 0) && isBool(m.committed) && isBool(m.changed) && isCommand(m.cmd) && isInt(m.seq, 0) && isDeps(m.deps, n)
+        ? (m as unknown as PreAcceptReplyMessage)
+        : null;
+    case 'ACCEPT_REPLY':
+      return isBool(m.ok) && isInt(m.promised, 0) ? (m as unknown as AcceptReplyMessage) : null;
+    case 'PREPARE_REPLY':
+      return isBool(m.ok) &&
+        isInt(m.promised, 0) &&
+        typeof m.status === 'string' &&
+        STATUSES.has(m.status) &&
+        isCommand(m.cmd) &&
+        isInt(m.seq, 0) &&
+        (m.deps === null || isDeps(m.deps, n)) &&
+        isInt(m.vbal, -1) &&
+        isBool(m.eq)
+        ? (m as unknown as PrepareReplyMessage)
+        : null;
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Digests PBFT agrees on. Both are SHA-256 over a canonical encoding (fixed field order, sorted
+ * collections), so two replicas holding equal content always produce equal digests no matter
+ * how the JSON they received happened to be ordered.
+ */
+import { createHash } from 'node:crypto';
+import type { ClientRequest, Operation, StateSnapshot } from '../protocol.ts';
+import type { ReplyEntry } from './messages.ts';
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+function encodeOperation(op: Operation): unknown[] {
+  switch (op.kind) {
+    case 'read':
+      return ['read', op.key];
+    case 'write':
+      return ['write', op.key, op.value];
+    case 'cas':
+      return ['cas', op.key, op.expected, op.value];
+  }
+}
+
+export function batchDigest(batch: readonly ClientRequest[]): string {
+  return sha256(JSON.stringify(['pbft-batch', batch.map((r) => [r.clientId, r.requestId, ...encodeOperation(r.op)])]));
+}
+
+const byFirst = <T extends readonly [string | number, ...unknown[]]>(a: T, b: T): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** The reply cache is part of the checkpointed state: without it a replica restored by state
+ * transfer would execute a retransmitted request a second time. */
+export function checkpointDigest(snapshot: StateSnapshot, replies: readonly ReplyEntry[]): string {
+  const entries = [...snapshot.entries].sort(byFirst);
+  const cache = [...replies].sort(byFirst);
+  return sha256(JSON.stringify(['pbft-checkpoint', entries, cache]));
+}
+
+/** Everyone starts from the empty store, so checkpoint 0 needs no proof. */
+export const GENESIS_DIGEST = checkpointDigest({ entries: [] }, []);

@@ -1,0 +1,193 @@
+/**
+ * Runs one seeded simulation of a protocol under a scenario: boots the cluster, plays the fault
+ * schedule, then a quiet period in which every pending request must complete (liveness), and
+ * checks safety. Trace records go to the sink in batches, awaited (backpressure), and are hashed
+ * in emission order: the same seed and scenario give the same traceHash, byte for byte.
+ */
+import { createBLAKE3 } from 'hash-wasm';
+import { LatticeError, ScenarioError } from '../core/errors.ts';
+import type { TraceSink } from '../core/sink.ts';
+import type { Protocol } from '../core/trace-schema.ts';
+import { judgeFaultModel } from './chaos/fault-model.ts';
+import type { Scenario } from './chaos/scenario.ts';
+import { DEFAULT_PROTOCOL_OPTIONS, type NodeId, type ProtocolDefinition, type ProtocolOptions } from './protocol.ts';
+import { checkExecutedLogs, type SafetyViolation } from './sim/checks.ts';
+import { SimCluster, type ShadowMismatch } from './sim/cluster.ts';
+import type { ExecutedEntries, StateMachineFactory } from './sim/harness-state.ts';
+import type { HistoryEvent } from './sim/history.ts';
+import type { NetworkStats } from './sim/network.ts';
+import type { FaultLogEntry } from './chaos/engine.ts';
+import { SIM_EPOCH_US } from './sim/simulator.ts';
+import { initBlake3 } from './state/blake3.ts';
+import { VerifiedStateMachine } from './state/verified-state-machine.ts';
+
+export interface RunOptions {
+  readonly protocol: ProtocolDefinition;
+  readonly scenario: Scenario;
+  readonly seed: number;
+  readonly runId?: string;
+  readonly sink: TraceSink;
+  /** Records per sink write (default 512). */
+  readonly batchSize?: number;
+  readonly protocolOptions?: Partial<ProtocolOptions>;
+  /** Defaults to cluster/state's VerifiedStateMachine (runtime + shadow). */
+  readonly createStateMachine?: StateMachineFactory;
+  /** Virtual time to keep running after the last client finished, so replicas catch up (default 20 ms). */
+  readonly settleUs?: number;
+}
+
+export interface RunResult {
+  readonly runId: string;
+  readonly seed: number;
+  readonly protocol: Protocol;
+  readonly scenario: string;
+  /** Trace records emitted (all of them were written to the sink). */
+  readonly records: number;
+  /** BLAKE3-256 over each record's JSON plus a newline, in emission order. */
+  readonly traceHash: string;
+  readonly history: readonly HistoryEvent[];
+  readonly executedLogs: ReadonlyMap<NodeId, ExecutedEntries>;
+  readonly shadowMismatches: readonly ShadowMismatch[];
+  readonly safetyViolations: readonly SafetyViolation[];
+  readonly submittedOps: number;
+  readonly completedOps: number;
+  /** Operations still pending when the quiet period ran out (recorded as `info`). */
+  readonly pendingOps: number;
+  /** Nodes targeted by any node fault in the scenario. */
+  readonly faultyNodes: readonly NodeId[];
+  /** Nodes that misbehaved (excluded from the safety comparison of executed logs). */
+  readonly byzantineNodes: readonly NodeId[];
+  readonly beyondFaultModel: boolean;
+  readonly faultModelReasons: readonly string[];
+  readonly virtualDurationUs: number;
+  readonly simEvents: number;
+  readonly network: NetworkStats;
+  readonly faultLog: readonly FaultLogEntry[];
+  /** Safe, and (within the fault model) live. */
+  readonly ok: boolean;
+  /** How to reproduce this run. */
+  readonly replay: string;
+}
+
+const DEFAULT_BATCH = 512;
+
+export async function runSimulation(options: RunOptions): Promise<RunResult> {
+  const { protocol, scenario, seed, sink } = options;
+  if (scenario.protocol !== undefined && scenario.protocol !== protocol.name) {
+    throw new ScenarioError(scenario.name, [{ path: 'protocol', message: `scenario is for ${scenario.protocol}, run with ${protocol.name}` }]);
+  }
+  if (scenario.nodes < protocol.minReplicas) {
+    throw new ScenarioError(scenario.name, [{ path: 'nodes', message: `${protocol.name} needs at least ${protocol.minReplicas} replicas` }]);
+  }
+  const runId = options.runId ?? `${protocol.name}-${scenario.name}-${seed}`.slice(0, 128);
+  const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH);
+  const replay = `seed=${seed} protocol=${protocol.name} scenario=${scenario.name}`;
+  await initBlake3();
+  const hasher = await createBLAKE3(256);
+  hasher.init();
+
+  const cluster = new SimCluster({
+    runId,
+    seed,
+    protocol,
+    options: { ...DEFAULT_PROTOCOL_OPTIONS, ...options.protocolOptions },
+    nodes: scenario.nodes,
+    clients: scenario.clients,
+    network: {
+      latencyUs: scenario.network.latency_us,
+      jitter: scenario.network.jitter,
+      tailRate: scenario.network.tail_rate,
+      tailUs: scenario.network.tail_us,
+      drop: scenario.network.drop,
+      duplicate: scenario.network.duplicate,
+      reorder: scenario.network.reorder,
+      reorderDelayUs: scenario.network.reorder_delay_us,
+    },
+    workload: {
+      keys: scenario.workload.keys,
+      read: scenario.workload.read,
+      write: scenario.workload.write,
+      cas: scenario.workload.cas,
+      thinkUs: Math.round(scenario.workload.think_ms * 1000),
+    },
+    createStateMachine: options.createStateMachine ?? (() => new VerifiedStateMachine()),
+  });
+  cluster.onRecord((record) => hasher.update(JSON.stringify(record) + '\n'));
+
+  const sim = cluster.sim;
+  const flush = async (): Promise<void> => {
+    if (cluster.pendingRecords.length > 0) await sink.write(cluster.takePendingRecords());
+  };
+  /** Runs to `untilUs` or until `stop()`, flushing (and awaiting the sink) every full batch. */
+  const runTo = async (untilUs: number, stop: () => boolean = () => false): Promise<void> => {
+    for (;;) {
+      const reached = sim.runUntil(untilUs, () => cluster.pendingRecords.length >= batchSize || stop());
+      if (cluster.pendingRecords.length >= batchSize) await flush();
+      if (reached || stop()) return;
+    }
+  };
+
+  const startUs = SIM_EPOCH_US;
+  const faultEndUs = startUs + scenario.duration_ms * 1000;
+  try {
+    cluster.chaos.schedule(scenario.faults, startUs, faultEndUs);
+    cluster.boot();
+    await runTo(faultEndUs);
+    cluster.chaos.endAll();
+    for (const client of cluster.clients) client.submitting = false;
+    await runTo(faultEndUs + scenario.quiet_ms * 1000, () => cluster.clientsIdle);
+    if (cluster.clientsIdle) await runTo(sim.nowUs() + (options.settleUs ?? 20_000));
+  } catch (error) {
+    throw new LatticeError('CLUSTER_INVARIANT_VIOLATED', `simulation failed (${replay}): ${(error as Error).message}`, { cause: error });
+  }
+  let pendingOps = 0;
+  for (const client of cluster.clients) if (client.abandonPending()) pendingOps++;
+  await flush();
+
+  const verdict = judgeFaultModel(protocol.name, scenario.nodes, scenario.faults, cluster.f);
+  const byzantine = new Set(verdict.byzantineNodes);
+  const executedLogs = new Map<NodeId, ExecutedEntries>();
+  const correctLogs = new Map<NodeId, ExecutedEntries>();
+  for (const host of cluster.hosts) {
+    const log = host.stateMachine.executedLog();
+    executedLogs.set(host.id, log);
+    if (!byzantine.has(host.id)) correctLogs.set(host.id, log);
+  }
+  const violations: SafetyViolation[] = checkExecutedLogs(protocol.name, correctLogs);
+  for (const mismatch of cluster.shadowMismatches) {
+    if (!byzantine.has(mismatch.node)) {
+      violations.push({ kind: 'shadow_mismatch', node: mismatch.node, detail: `node ${mismatch.node} runtime ${mismatch.runtime} != shadow ${mismatch.shadow} at node_seq ${mismatch.nodeSeq}` });
+    }
+  }
+  if (pendingOps > 0 && !verdict.beyondFaultModel) {
+    violations.push({ kind: 'liveness', detail: `${pendingOps} operation(s) still pending ${scenario.quiet_ms} ms after the faults ended` });
+  }
+  const faultyNodes = new Set<NodeId>();
+  for (const entry of cluster.chaos.log) for (const node of entry.nodes) faultyNodes.add(node);
+
+  return {
+    runId,
+    seed,
+    protocol: protocol.name,
+    scenario: scenario.name,
+    records: cluster.recordCount,
+    traceHash: hasher.digest('hex'),
+    history: cluster.history,
+    executedLogs,
+    shadowMismatches: cluster.shadowMismatches,
+    safetyViolations: violations,
+    submittedOps: cluster.clients.reduce((sum, c) => sum + c.submitted, 0),
+    completedOps: cluster.clients.reduce((sum, c) => sum + c.completed, 0),
+    pendingOps,
+    faultyNodes: [...faultyNodes].sort((a, b) => a - b),
+    byzantineNodes: verdict.byzantineNodes,
+    beyondFaultModel: verdict.beyondFaultModel,
+    faultModelReasons: verdict.reasons,
+    virtualDurationUs: sim.nowUs() - startUs,
+    simEvents: sim.processed,
+    network: { ...cluster.network.stats },
+    faultLog: cluster.chaos.log,
+    ok: violations.length === 0,
+    replay,
+  };
+}
