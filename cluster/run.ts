@@ -112,11 +112,16 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
     },
     createStateMachine: options.createStateMachine ?? (() => new VerifiedStateMachine()),
   });
-  cluster.onRecord((record) => hasher.update(JSON.stringify(record) + '\n'));
 
   const sim = cluster.sim;
   const flush = async (): Promise<void> => {
-    if (cluster.pendingRecords.length > 0) await sink.write(cluster.takePendingRecords());
+    if (cluster.pendingRecords.length === 0) return;
+    const batch = cluster.takePendingRecords();
+    // Hashed per batch (one wasm call) in emission order: the same bytes as record by record.
+    let text = '';
+    for (const record of batch) text += JSON.stringify(record) + '\n';
+    hasher.update(text);
+    await sink.write(batch);
   };
   /** Runs to `untilUs` or until `stop()`, flushing (and awaiting the sink) every full batch. */
   const runTo = async (untilUs: number, stop: () => boolean = () => false): Promise<void> => {

@@ -1,0 +1,29 @@
+/**
+ * `npm run bench`: every benchmark, each with its baseline measured in the same run, printed as
+ * one JSON object. Speed targets live here, never as timed assertions in tests.
+ * `npm run bench -- sim ingest` runs a subset (sim, ingest, tcp).
+ */
+import { benchClusterSim } from './cluster-sim.ts';
+import { benchClusterTcp } from './cluster-tcp.ts';
+import { benchIngest } from './ingest.ts';
+
+const SUITES: Record<string, () => Promise<Record<string, unknown>>> = {
+  sim: () => benchClusterSim(),
+  ingest: () => benchIngest({}),
+  tcp: () => benchClusterTcp(),
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = wanted.filter((w) => !(w in SUITES));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown bench suite(s): ${unknown.join(', ')}; known: ${Object.keys(SUITES).join(', ')}\n`);
+  process.exit(2);
+}
+const results: Record<string, unknown> = { machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
+for (const name of wanted.length > 0 ? wanted : Object.keys(SUITES)) {
+  process.stderr.write(`bench: ${name}...\n`);
+  const started = performance.now();
+  results[name] = await SUITES[name]!();
+  process.stderr.write(`bench: ${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+}
+process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

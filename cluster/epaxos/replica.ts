@@ -1,0 +1,623 @@
+/**
+ * One EPaxos replica (Moraru, Andersen, Kaminsky, SOSP'13): command leader for the requests its
+ * clients send it, acceptor for everyone else's instances, recoverer of instances that stall.
+ *
+ * Every field is durable (the harness keeps the object across a crash); only timers are lost, and
+ * `start()` re-arms the single periodic tick that drives retransmission, recovery and
+ * anti-entropy. Time and randomness come only from the env, so a seed reproduces a run.
+ */
+import type { ClientRequest, Message, NodeId, OperationResult, ProtocolOptions, Replica, ReplicaEnv } from '../protocol.ts';
+import { ConflictIndex } from './conflicts.ts';
+import { planExecution } from './executor.ts';
+import type {
+  AcceptMessage,
+  AcceptReplyMessage,
+  CommitMessage,
+  PreAcceptMessage,
+  PreAcceptReplyMessage,
+  PrepareMessage,
+  PrepareReplyMessage,
+  SyncMessage,
+} from './messages.ts';
+import { isCommand, parseMessage } from './messages.ts';
+import { fastQuorumSize, nextBallot, slowQuorumSize } from './quorums.ts';
+import { decideRecovery, type RecoveryReply } from './recovery.ts';
+import type { Attributes, Command, InstanceId, InstanceRecord } from './types.ts';
+import { DEFAULT_BALLOT, NO_BALLOT, depsCount, instanceKey, requestKey, sameAttributes, unionAttributes } from './types.ts';
+
+/** Ticks per timeout: the granularity of retransmission and recovery checks. */
+const TICKS_PER_TIMEOUT = 4;
+/** Recoveries one replica starts per tick, so a long partition does not end in a storm. */
+const RECOVERIES_PER_TICK = 32;
+/** Commits pushed to one lagging peer per SYNC. */
+const COMMITS_PER_SYNC = 128;
+const MAX_BACKOFF = 8;
+
+/** A proposal this replica is running for one instance, as command leader or recoverer. */
+interface Drive {
+  readonly id: InstanceId;
+  phase: 'preaccept' | 'accept' | 'prepare';
+  readonly ballot: number;
+  /** Recovery never takes the fast path (it cannot know the fast quorum's original proposal). */
+  readonly recovery: boolean;
+  /** Pre-accept: the proposal; accept: the value being accepted. */
+  attrs: Attributes;
+  readonly preAcceptReplies: Map<NodeId, { attrs: Attributes; changed: boolean }>;
+  readonly acceptOks: Set<NodeId>;
+  readonly prepareReplies: Map<NodeId, RecoveryReply>;
+  lastSentUs: number;
+  attempts: number;
+}
+
+export class EpaxosReplica implements Replica {
+  private readonly n: number;
+  private readonly f: number;
+  private readonly id: NodeId;
+  private readonly tickUs: number;
+  private readonly spaces: Map<number, InstanceRecord>[];
+  private readonly conflicts: ConflictIndex;
+  private nextInstance = 0;
+  /** Highest instance number heard of, per space. */
+  private readonly known: number[];
+  private readonly committedPrefix: number[];
+  private readonly executedPrefix: number[];
+  /** Known instances not yet committed, by instance key. */
+  private readonly uncommitted = new Map<string, InstanceRecord>();
+  /** Committed, not executed; with the instance each one was last found waiting for. */
+  private readonly pendingExecution = new Map<string, { rec: InstanceRecord; blockedOn: InstanceId | null }>();
+  private readonly drives = new Map<string, Drive>();
+  /** Exactly-once: results of executed client requests, like PBFT's reply cache. */
+  private readonly executedRequests = new Map<string, OperationResult>();
+  /** Requests clients sent to this replica and that it has not answered yet. */
+  private readonly awaitingReply = new Map<string, number>();
+  /** This replica's own instance for each client request it proposed. */
+  private readonly proposedFor = new Map<string, InstanceId>();
+  /** Arrival time of the request behind each of this replica's own instances (latency). */
+  private readonly arrivalUs = new Map<string, number>();
+  private tickGeneration = 0;
+  private ticks = 0;
+
+  constructor(
+    private readonly env: ReplicaEnv,
+    private readonly options: ProtocolOptions,
+  ) {
+    this.n = env.replicas.length;
+    this.f = env.f;
+    this.id = env.id;
+    this.tickUs = Math.max(1, Math.floor(options.timeoutUs / TICKS_PER_TIMEOUT));
+    this.spaces = Array.from({ length: this.n }, () => new Map<number, InstanceRecord>());
+    this.conflicts = new ConflictIndex(this.n);
+    this.known = new Array<number>(this.n).fill(-1);
+    this.committedPrefix = new Array<number>(this.n).fill(-1);
+    this.executedPrefix = new Array<number>(this.n).fill(-1);
+  }
+
+  // ---- Replica interface ------------------------------------------------------------------
+
+  start(): void {
+    this.tickGeneration++;
+    this.env.setTimer(this.tickUs, 'tick', { generation: this.tickGeneration });
+  }
+
+  onTimer(name: string, data: unknown): void {
+    if (name !== 'tick') return;
+    const generation = (data as { generation?: unknown } | undefined)?.generation;
+    if (generation !== this.tickGeneration) return;
+    this.tick();
+    this.env.setTimer(this.tickUs, 'tick', { generation: this.tickGeneration });
+  }
+
+  onClientRequest(request: ClientRequest): void {
+    if (!isCommand(request) || request === null) return;
+    const rk = requestKey(request.clientId, request.requestId);
+    const done = this.executedRequests.get(rk);
+    if (done !== undefined) {
+      this.reply(request, done, 0, null);
+      return;
+    }
+    if (!this.awaitingReply.has(rk)) this.awaitingReply.set(rk, this.env.nowUs());
+    const mine = this.proposedFor.get(rk);
+    // A retransmission while our own instance still carries the request: the drive resends.
+    if (mine !== undefined) {
+      const rec = this.record(mine);
+      const lostToNoop = rec !== undefined && (rec.status === 'committed' || rec.status === 'executed') && rec.attrs?.cmd === null;
+      if (!lostToNoop) return;
+    }
+    this.propose(request, rk);
+  }
+
+  onMessage(message: Message): void {
+    if (message.from === this.id || !this.env.auth.verify(message)) return;
+    const m = parseMessage(message, this.n);
+    if (m === null) return;
+    switch (m.type) {
+      case 'PRE_ACCEPT':
+        return this.onPreAccept(m);
+      case 'PRE_ACCEPT_REPLY':
+        return this.onPreAcceptReply(m);
+      case 'ACCEPT':
+        return this.onAccept(m);
+      case 'ACCEPT_REPLY':
+        return this.onAcceptReply(m);
+      case 'COMMIT':
+        return this.onCommit(m);
+      case 'PREPARE':
+        return this.onPrepare(m);
+      case 'PREPARE_REPLY':
+        return this.onPrepareReply(m);
+      case 'SYNC':
+        return this.onSync(m);
+    }
+  }
+
+  // ---- Command leader: phase 1 -------------------------------------------------------------
+
+  private propose(request: ClientRequest, rk: string): void {
+    const id: InstanceId = { replica: this.id, instance: this.nextInstance++ };
+    const rec = this.ensureRecord(id);
+    const computed = this.conflicts.attributesFor(id, request, (d) => this.record(d));
+    const attrs: Attributes = { cmd: request, seq: computed.seq, deps: computed.deps };
+    this.vote(rec, attrs, 'preaccepted', DEFAULT_BALLOT);
+    rec.preAcceptedEq = true;
+    this.proposedFor.set(rk, id);
+    const now = this.env.nowUs();
+    this.arrivalUs.set(instanceKey(id), this.awaitingReply.get(rk) ?? now);
+    this.env.trace({ phase: 'request', view: DEFAULT_BALLOT, seq: id.instance, leader: this.id, batchSize: 1, depsCount: depsCount(attrs.deps), latencyUs: 0 });
+    const drive = this.newDrive(id, 'preaccept', DEFAULT_BALLOT, false, attrs);
+    this.drives.set(instanceKey(id), drive);
+    this.sendPreAccept(drive, false);
+  }
+
+  private sendPreAccept(drive: Drive, retransmit: boolean): void {
+    const msg: PreAcceptMessage = { type: 'PRE_ACCEPT', from: this.id, ballot: drive.ballot, ...this.where(drive.id), ...this.wire(drive.attrs) };
+    const signed = this.env.auth.sign(msg);
+    let sent = 0;
+    for (const to of this.env.replicas) {
+      if (to === this.id || drive.preAcceptReplies.has(to)) continue;
+      this.env.send(to, signed);
+      sent++;
+    }
+    drive.lastSentUs = this.env.nowUs();
+    this.env.trace({ phase: 'pre_accept', ...this.traceOf(drive.id, drive.ballot, drive.attrs), retransmissions: retransmit ? sent : 0 });
+  }
+
+  private onPreAccept(m: PreAcceptMessage): void {
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return;
+    const rec = this.ensureRecord(m);
+    this.progress(rec);
+    const proposal: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
+    if (this.isCommitted(rec)) return this.replyPreAccept(m, rec, true, proposal);
+    if (m.ballot < rec.promised) return this.replyPreAccept(m, rec, false, proposal);
+    const duplicate = rec.vbal === m.ballot && rec.attrs !== null && rec.status !== 'none';
+    if (!duplicate) {
+      const local = this.conflicts.attributesFor(m, m.cmd, (d) => this.record(d));
+      const merged = unionAttributes(proposal, { cmd: m.cmd, seq: local.seq, deps: local.deps });
+      this.vote(rec, merged, 'preaccepted', m.ballot);
+      rec.preAcceptedEq = m.ballot === DEFAULT_BALLOT && sameAttributes(merged, proposal);
+    }
+    this.replyPreAccept(m, rec, true, proposal);
+  }
+
+  private replyPreAccept(m: PreAcceptMessage, rec: InstanceRecord, ok: boolean, proposal: Attributes): void {
+    const attrs = rec.attrs ?? proposal;
+    const reply: PreAcceptReplyMessage = {
+      type: 'PRE_ACCEPT_REPLY',
+      from: this.id,
+      ballot: m.ballot,
+      ...this.where(m),
+      ok,
+      promised: rec.promised,
+      committed: this.isCommitted(rec),
+      ...this.wire(attrs),
+      changed: !sameAttributes(attrs, proposal),
+    };
+    this.env.send(m.from, this.env.auth.sign(reply));
+    this.env.trace({ phase: 'pre_accept_reply', ...this.traceOf(m, m.ballot, attrs) });
+  }
+
+  private onPreAcceptReply(m: PreAcceptReplyMessage): void {
+    const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
+    if (m.committed) return this.learnCommit(m, attrs, m.ballot, true);
+    const drive = this.drives.get(instanceKey(m));
+    if (drive === undefined || drive.phase !== 'preaccept' || drive.ballot !== m.ballot) return;
+    if (!m.ok) return this.abandon(drive, m.promised);
+    this.progress(this.ensureRecord(m));
+    drive.preAcceptReplies.set(m.from, { attrs, changed: m.changed });
+    const replies = [...drive.preAcceptReplies.values()];
+    if (!drive.recovery && replies.length >= fastQuorumSize(this.f) - 1) {
+      if (replies.every((r) => !r.changed)) return this.decide(drive.id, drive.attrs, drive.ballot);
+    } else if (!drive.recovery || replies.length < slowQuorumSize(this.f) - 1) {
+      return;
+    }
+    let union = drive.attrs;
+    for (const r of replies) union = unionAttributes(union, r.attrs);
+    this.startAccept(drive, union);
+  }
+
+  // ---- Phase 2: Paxos accept ---------------------------------------------------------------
+
+  private startAccept(drive: Drive, attrs: Attributes): void {
+    drive.phase = 'accept';
+    drive.attrs = attrs;
+    drive.attempts = 0;
+    drive.acceptOks.clear();
+    drive.acceptOks.add(this.id);
+    const rec = this.ensureRecord(drive.id);
+    this.vote(rec, attrs, 'accepted', drive.ballot);
+    this.sendAccept(drive, false);
+  }
+
+  private sendAccept(drive: Drive, retransmit: boolean): void {
+    const msg: AcceptMessage = { type: 'ACCEPT', from: this.id, ballot: drive.ballot, ...this.where(drive.id), ...this.wire(drive.attrs) };
+    const signed = this.env.auth.sign(msg);
+    let sent = 0;
+    for (const to of this.env.replicas) {
+      if (to === this.id || drive.acceptOks.has(to)) continue;
+      this.env.send(to, signed);
+      sent++;
+    }
+    drive.lastSentUs = this.env.nowUs();
+    this.env.trace({ phase: 'accept', ...this.traceOf(drive.id, drive.ballot, drive.attrs), retransmissions: retransmit ? sent : 0 });
+  }
+
+  private onAccept(m: AcceptMessage): void {
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return;
+    const rec = this.ensureRecord(m);
+    this.progress(rec);
+    const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
+    // Once committed the value is fixed, and Paxos guarantees a higher ballot carries the same one.
+    const ok = this.isCommitted(rec) || m.ballot >= rec.promised;
+    if (ok && !this.isCommitted(rec)) this.vote(rec, attrs, 'accepted', m.ballot);
+    const reply: AcceptReplyMessage = { type: 'ACCEPT_REPLY', from: this.id, ballot: m.ballot, ...this.where(m), ok, promised: rec.promised };
+    this.env.send(m.from, this.env.auth.sign(reply));
+    this.env.trace({ phase: 'accept_reply', ...this.traceOf(m, m.ballot, attrs) });
+  }
+
+  private onAcceptReply(m: AcceptReplyMessage): void {
+    const drive = this.drives.get(instanceKey(m));
+    if (drive === undefined || drive.phase !== 'accept' || drive.ballot !== m.ballot) return;
+    if (!m.ok) return this.abandon(drive, m.promised);
+    drive.acceptOks.add(m.from);
+    if (drive.acceptOks.size >= slowQuorumSize(this.f)) this.decide(drive.id, drive.attrs, drive.ballot);
+  }
+
+  // ---- Commit ------------------------------------------------------------------------------
+
+  /** This replica decided the instance: commit locally and tell everyone. */
+  private decide(id: InstanceId, attrs: Attributes, ballot: number): void {
+    this.commitLocally(id, attrs, ballot);
+    this.broadcastCommit(id, attrs, ballot);
+  }
+
+  private broadcastCommit(id: InstanceId, attrs: Attributes, ballot: number): void {
+    const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot, ...this.where(id), ...this.wire(attrs) };
+    this.env.broadcast(this.env.auth.sign(msg));
+  }
+
+  private onCommit(m: CommitMessage): void {
+    this.learnCommit(m, { cmd: m.cmd, seq: m.seq, deps: m.deps }, m.ballot, false);
+  }
+
+  /** A peer reports the instance committed; a recoverer also relays it, since others may not know. */
+  private learnCommit(id: InstanceId, attrs: Attributes, ballot: number, relay: boolean): void {
+    const rec = this.ensureRecord(id);
+    if (this.isCommitted(rec)) return;
+    this.commitLocally(id, attrs, ballot);
+    if (relay) this.broadcastCommit(id, attrs, ballot);
+  }
+
+  private commitLocally(id: InstanceId, attrs: Attributes, ballot: number): void {
+    const rec = this.ensureRecord(id);
+    if (this.isCommitted(rec)) return;
+    const key = instanceKey(id);
+    rec.attrs = attrs;
+    rec.status = 'committed';
+    rec.promised = Math.max(rec.promised, ballot);
+    rec.vbal = Math.max(rec.vbal, ballot);
+    this.conflicts.record(id, attrs.cmd);
+    this.uncommitted.delete(key);
+    this.drives.delete(key);
+    this.pendingExecution.set(key, { rec, blockedOn: null });
+    while (this.isCommitted(this.record({ replica: id.replica, instance: this.committedPrefix[id.replica]! + 1 }))) this.committedPrefix[id.replica]!++;
+    const arrival = this.arrivalUs.get(key);
+    this.env.trace({ phase: 'commit', ...this.traceOf(id, ballot, attrs), latencyUs: arrival === undefined ? null : this.env.nowUs() - arrival });
+    this.executeReady();
+  }
+
+  // ---- Execution ---------------------------------------------------------------------------
+
+  private executeReady(): void {
+    let progressed = true;
+    while (progressed) {
+      progressed = false;
+      for (const [key, pending] of this.pendingExecution) {
+        if (pending.rec.status === 'executed') {
+          this.pendingExecution.delete(key);
+          continue;
+        }
+        if (pending.blockedOn !== null && !this.isCommitted(this.record(pending.blockedOn))) continue;
+        const plan = planExecution(pending.rec, {
+          n: this.n,
+          record: (id) => this.record(id),
+          executedUpTo: (q) => this.executedPrefix[q] ?? -1,
+        });
+        for (const component of plan.components) for (const rec of component) this.executeOne(rec);
+        if (plan.components.length > 0) progressed = true;
+        pending.blockedOn = plan.blockedOn;
+        if (plan.blockedOn !== null) this.noteKnown(plan.blockedOn.replica, plan.blockedOn.instance);
+      }
+    }
+  }
+
+  private executeOne(rec: InstanceRecord): void {
+    if (rec.status === 'executed' || rec.attrs === null) return;
+    const cmd = rec.attrs.cmd;
+    const key = instanceKey(rec.id);
+    rec.status = 'executed';
+    this.pendingExecution.delete(key);
+    while (this.record({ replica: rec.id.replica, instance: this.executedPrefix[rec.id.replica]! + 1 })?.status === 'executed') this.executedPrefix[rec.id.replica]!++;
+    let result: OperationResult | undefined;
+    if (cmd !== null) {
+      const rk = requestKey(cmd.clientId, cmd.requestId);
+      // A client that resent to another replica may have its request in two instances: run it once.
+      result = this.executedRequests.get(rk);
+      if (result === undefined) {
+        result = this.env.stateMachine.execute(cmd.op);
+        this.executedRequests.set(rk, result);
+      }
+    }
+    const arrival = this.arrivalUs.get(key);
+    this.env.trace({ phase: 'execute', ...this.traceOf(rec.id, rec.vbal, rec.attrs), latencyUs: arrival === undefined ? null : this.env.nowUs() - arrival });
+    if (cmd !== null && result !== undefined && this.awaitingReply.has(requestKey(cmd.clientId, cmd.requestId))) {
+      this.reply(cmd, result, Math.max(0, rec.vbal), rec.id);
+    }
+  }
+
+  private reply(request: ClientRequest, result: OperationResult, ballot: number, instance: InstanceId | null): void {
+    const rk = requestKey(request.clientId, request.requestId);
+    const arrival = this.awaitingReply.get(rk);
+    this.awaitingReply.delete(rk);
+    this.env.replyToClient({ clientId: request.clientId, requestId: request.requestId, result, replica: this.id, view: ballot });
+    this.env.trace({
+      phase: 'reply',
+      view: ballot,
+      seq: instance?.instance ?? 0,
+      leader: instance?.replica ?? this.id,
+      batchSize: 1,
+      latencyUs: arrival === undefined ? null : this.env.nowUs() - arrival,
+    });
+  }
+
+  // ---- Explicit prepare (recovery) -----------------------------------------------------------
+
+  private startRecovery(rec: InstanceRecord): void {
+    const key = instanceKey(rec.id);
+    const ballot = nextBallot(rec.promised, this.id, this.n);
+    rec.promised = ballot;
+    const drive = this.newDrive(rec.id, 'prepare', ballot, true, rec.attrs ?? { cmd: null, seq: 0, deps: [] });
+    drive.prepareReplies.set(this.id, this.recoveryReplyOf(rec, this.id));
+    this.drives.set(key, drive);
+    this.progress(rec);
+    this.sendPrepare(drive, false);
+  }
+
+  private sendPrepare(drive: Drive, retransmit: boolean): void {
+    const msg: PrepareMessage = { type: 'PREPARE', from: this.id, ballot: drive.ballot, ...this.where(drive.id) };
+    const signed = this.env.auth.sign(msg);
+    let sent = 0;
+    for (const to of this.env.replicas) {
+      if (to === this.id || drive.prepareReplies.has(to)) continue;
+      this.env.send(to, signed);
+      sent++;
+    }
+    drive.lastSentUs = this.env.nowUs();
+    this.env.trace({ phase: 'prepare', view: drive.ballot, seq: drive.id.instance, leader: drive.id.replica, batchSize: 1, retransmissions: retransmit ? sent : 0 });
+  }
+
+  private onPrepare(m: PrepareMessage): void {
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return;
+    const rec = this.ensureRecord(m);
+    this.progress(rec);
+    const ok = this.isCommitted(rec) || m.ballot >= rec.promised;
+    if (ok) this.promise(rec, m.ballot);
+    const attrs = rec.attrs;
+    const reply: PrepareReplyMessage = {
+      type: 'PREPARE_REPLY',
+      from: this.id,
+      ballot: m.ballot,
+      ...this.where(m),
+      ok,
+      promised: rec.promised,
+      status: rec.status,
+      cmd: attrs?.cmd ?? null,
+      seq: attrs?.seq ?? 0,
+      deps: attrs === null ? null : [...attrs.deps],
+      vbal: rec.vbal,
+      eq: rec.preAcceptedEq,
+    };
+    this.env.send(m.from, this.env.auth.sign(reply));
+    this.env.trace({ phase: 'prepare_reply', view: m.ballot, seq: m.instance, leader: m.replica, batchSize: 1, depsCount: attrs === null ? 0 : depsCount(attrs.deps) });
+  }
+
+  private onPrepareReply(m: PrepareReplyMessage): void {
+    const attrs: Attributes | null = m.deps === null ? null : { cmd: m.cmd, seq: m.seq, deps: m.deps };
+    if ((m.status === 'committed' || m.status === 'executed') && attrs !== null) return this.learnCommit(m, attrs, m.ballot, true);
+    const drive = this.drives.get(instanceKey(m));
+    if (drive === undefined || drive.phase !== 'prepare' || drive.ballot !== m.ballot) return;
+    if (!m.ok) return this.abandon(drive, m.promised);
+    drive.prepareReplies.set(m.from, { from: m.from, status: m.status, attrs, vbal: m.vbal, eq: m.eq });
+    const decision = decideRecovery([...drive.prepareReplies.values()], { n: this.n, f: this.f, leader: drive.id.replica });
+    switch (decision.kind) {
+      case 'wait':
+        return;
+      case 'commit':
+        return this.decide(drive.id, decision.attrs, drive.ballot);
+      case 'accept':
+        return this.startAccept(drive, decision.attrs);
+      case 'preaccept': {
+        const rec = this.ensureRecord(drive.id);
+        const local = this.conflicts.attributesFor(drive.id, decision.attrs.cmd, (d) => this.record(d));
+        const attrs = unionAttributes(decision.attrs, { cmd: decision.attrs.cmd, seq: local.seq, deps: local.deps });
+        this.vote(rec, attrs, 'preaccepted', drive.ballot);
+        drive.phase = 'preaccept';
+        drive.attrs = attrs;
+        drive.attempts = 0;
+        return this.sendPreAccept(drive, false);
+      }
+    }
+  }
+
+  private recoveryReplyOf(rec: InstanceRecord, from: NodeId): RecoveryReply {
+    return { from, status: rec.status, attrs: rec.attrs, vbal: rec.vbal, eq: rec.preAcceptedEq };
+  }
+
+  /** A higher ballot took over: stop, and let the stuck-instance check try again later. */
+  private abandon(drive: Drive, promised: number): void {
+    const key = instanceKey(drive.id);
+    this.drives.delete(key);
+    const rec = this.ensureRecord(drive.id);
+    rec.promised = Math.max(rec.promised, promised);
+    this.progress(rec);
+  }
+
+  // ---- Timers: retransmission, recovery, anti-entropy ---------------------------------------
+
+  private tick(): void {
+    this.ticks++;
+    const now = this.env.nowUs();
+    for (const drive of [...this.drives.values()]) {
+      const wait = (this.options.timeoutUs / 2) * Math.min(MAX_BACKOFF, 2 ** drive.attempts);
+      if (now - drive.lastSentUs < wait) continue;
+      drive.attempts++;
+      if (drive.phase === 'preaccept') this.sendPreAccept(drive, true);
+      else if (drive.phase === 'accept') this.sendAccept(drive, true);
+      else this.sendPrepare(drive, true);
+    }
+    let started = 0;
+    for (const [key, rec] of this.uncommitted) {
+      if (started >= RECOVERIES_PER_TICK) break;
+      if (this.drives.has(key) || now < rec.recoverAfterUs) continue;
+      this.startRecovery(rec);
+      started++;
+    }
+    if (this.ticks % TICKS_PER_TIMEOUT === 0) this.broadcastSync();
+  }
+
+  private broadcastSync(): void {
+    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix] };
+    this.env.broadcast(this.env.auth.sign(msg));
+  }
+
+  private onSync(m: SyncMessage): void {
+    for (let q = 0; q < this.n; q++) this.noteKnown(q, m.known[q]!);
+    let budget = COMMITS_PER_SYNC;
+    for (let q = 0; q < this.n && budget > 0; q++) {
+      for (let j = m.committedPrefix[q]! + 1; j <= this.known[q]! && budget > 0; j++) {
+        const rec = this.record({ replica: q, instance: j });
+        if (rec === undefined || !this.isCommitted(rec) || rec.attrs === null) continue;
+        const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), ...this.where(rec.id), ...this.wire(rec.attrs) };
+        this.env.send(m.from, this.env.auth.sign(msg));
+        budget--;
+      }
+    }
+  }
+
+  // ---- Instance bookkeeping ----------------------------------------------------------------
+
+  private record(id: InstanceId): InstanceRecord | undefined {
+    return this.spaces[id.replica]?.get(id.instance);
+  }
+
+  private ensureRecord(id: InstanceId): InstanceRecord {
+    const existing = this.record(id);
+    if (existing !== undefined) return existing;
+    this.noteKnown(id.replica, id.instance);
+    return this.record(id)!;
+  }
+
+  /** Instances q.0..q.upTo exist (vector deps depend on all of them): track every one of them. */
+  private noteKnown(q: number, upTo: number): void {
+    const space = this.spaces[q];
+    if (space === undefined) return;
+    // Never invent slots in our own space beyond what we proposed (a SYNC could claim more).
+    const limit = q === this.id ? Math.min(upTo, this.nextInstance - 1) : upTo;
+    for (let j = this.known[q]! + 1; j <= limit; j++) {
+      if (space.has(j)) continue;
+      const rec: InstanceRecord = {
+        id: { replica: q, instance: j },
+        status: 'none',
+        attrs: null,
+        promised: DEFAULT_BALLOT,
+        vbal: NO_BALLOT,
+        preAcceptedEq: false,
+        lastProgressUs: 0,
+        recoverAfterUs: 0,
+      };
+      space.set(j, rec);
+      this.uncommitted.set(instanceKey(rec.id), rec);
+      this.progress(rec);
+    }
+    if (limit > this.known[q]!) this.known[q] = limit;
+  }
+
+  /** Something happened to the instance: postpone recovery by a randomised timeout. */
+  private progress(rec: InstanceRecord): void {
+    const now = this.env.nowUs();
+    rec.lastProgressUs = now;
+    rec.recoverAfterUs = now + Math.round(this.options.timeoutUs * (1.5 + this.env.rng.next()));
+  }
+
+  private vote(rec: InstanceRecord, attrs: Attributes, status: 'preaccepted' | 'accepted', ballot: number): void {
+    rec.attrs = attrs;
+    rec.status = status;
+    rec.vbal = ballot;
+    rec.preAcceptedEq = false;
+    this.promise(rec, ballot);
+    this.conflicts.record(rec.id, attrs.cmd);
+    this.progress(rec);
+  }
+
+  /** Promising a ballot also ends any lower-ballot drive of ours (it could no longer commit safely). */
+  private promise(rec: InstanceRecord, ballot: number): void {
+    if (ballot > rec.promised) rec.promised = ballot;
+    const key = instanceKey(rec.id);
+    const drive = this.drives.get(key);
+    if (drive !== undefined && drive.ballot < rec.promised) this.drives.delete(key);
+  }
+
+  private isCommitted(rec: InstanceRecord | undefined): boolean {
+    return rec !== undefined && rec.attrs !== null && (rec.status === 'committed' || rec.status === 'executed');
+  }
+
+  /** Ballot 0 belongs to the instance's command leader, ballot c·n + r (c ≥ 1) to replica r. */
+  private ownsBallot(sender: NodeId, ballot: number, leader: NodeId): boolean {
+    return ballot === DEFAULT_BALLOT ? sender === leader : ballot % this.n === sender;
+  }
+
+  private newDrive(id: InstanceId, phase: Drive['phase'], ballot: number, recovery: boolean, attrs: Attributes): Drive {
+    return {
+      id,
+      phase,
+      ballot,
+      recovery,
+      attrs,
+      preAcceptReplies: new Map(),
+      acceptOks: new Set(),
+      prepareReplies: new Map(),
+      lastSentUs: this.env.nowUs(),
+      attempts: 0,
+    };
+  }
+
+  private where(id: InstanceId): { replica: NodeId; instance: number } {
+    return { replica: id.replica, instance: id.instance };
+  }
+
+  private wire(attrs: Attributes): { cmd: Command; seq: number; deps: number[] } {
+    return { cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps] };
+  }
+
+  private traceOf(id: InstanceId, ballot: number, attrs: Attributes | null) {
+    return { view: Math.max(0, ballot), seq: id.instance, leader: id.replica, batchSize: 1, depsCount: attrs === null ? 0 : depsCount(attrs.deps) };
+  }
+}
