@@ -3,19 +3,13 @@
  * run of the cluster, shipped through the transport, collected into the store, and accounted for:
  * every emitted record is either stored or dead-lettered.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { LatticeConfig } from '../core/config.ts';
 import type { Logger } from '../core/logging.ts';
 import type { Protocol } from '../core/trace-schema.ts';
-import { Collector } from '../collector/collector.ts';
-import { ProducerSink } from '../collector/producer-sink.ts';
 import { loadScenarioFile } from '../cluster/chaos/scenario.ts';
 import { protocolByName, scenarioPath } from '../cluster/protocols.ts';
-import { runSimulation } from '../cluster/run.ts';
-import { openStore } from '../store/client.ts';
-import { migrate } from '../store/migrations.ts';
-import { countTransitions, queryRows } from '../store/transitions.ts';
-import { createTransport, storeWriter, topicsOf } from './wiring.ts';
+import { queryRows } from '../store/transitions.ts';
+import { Pipeline } from './pipeline.ts';
 
 export interface DemoOptions {
   readonly protocol: Protocol;
@@ -50,61 +44,34 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
   const protocol = protocolByName(options.protocol);
   const scenario = loadScenarioFile(options.scenario ?? scenarioPath(`demo-${options.protocol}`));
 
-  progress('opening the store');
-  const store = await openStore(config.store);
-  const transport = createTransport(config, logger);
+  progress('opening the store and the transport');
+  const pipeline = await Pipeline.open(config, logger);
   try {
-    await migrate(store);
-    await transport.ensureTopics(topicsOf(config));
-    const collector = new Collector({
-      transport,
-      writer: storeWriter(store),
-      topic: config.transport.topic,
-      dlqTopic: config.transport.dlq_topic,
-      groupId: config.collector.group_id,
-      batchRowsMax: config.collector.batch_rows_max,
-      recordBytesMax: config.collector.record_bytes_max,
-      logger: logger.child({ component: 'collector' }),
-    });
-    await collector.start();
-
-    progress(`running ${protocol.name} under scenario "${scenario.name}" (seed ${options.seed})`);
-    const producer = await transport.createProducer();
-    const sink = new ProducerSink(producer, { topic: config.transport.topic });
-    // The run id is derived from protocol, scenario and seed, so `lattice chaos run` with the
-    // same arguments replays this exact trace (same hash), and a repeated demo is idempotent.
-    const result = await runSimulation({ protocol, scenario, seed: options.seed, sink });
-    const runId = result.runId;
-    await producer.close();
-
-    progress('collecting into the store');
-    while ((await transport.lag(config.collector.group_id, config.transport.topic)) > 0) await sleep(25);
-    await collector.stop();
-
-    const stored = await countTransitions(store, runId);
-    const phases = await queryRows<{ phase: string; n: string }>(store, `SELECT phase, count() AS n FROM ${store.table('transitions')} FINAL WHERE run_id = {run:String} GROUP BY phase ORDER BY phase`, { run: runId });
+    progress(`running ${protocol.name} under scenario "${scenario.name}" (seed ${options.seed}) and collecting its trace`);
+    const { result, stored, deadLettered } = await pipeline.ingestRun(protocol, scenario, options.seed);
+    const { store } = pipeline;
+    const phases = await queryRows<{ phase: string; n: string }>(store, `SELECT phase, count() AS n FROM ${store.table('transitions')} FINAL WHERE run_id = {run:String} GROUP BY phase ORDER BY phase`, { run: result.runId });
     return {
-      run_id: runId,
+      run_id: result.runId,
       protocol: protocol.name,
       scenario: scenario.name,
       seed: options.seed,
       events_emitted: result.records,
       events_stored: stored,
-      events_dead_lettered: collector.stats.deadLettered,
+      events_dead_lettered: deadLettered,
       trace_hash: result.traceHash,
       ops_submitted: result.submittedOps,
       ops_completed: result.completedOps,
       safety_violations: result.safetyViolations.length,
       shadow_mismatches: result.shadowMismatches.length,
       faults_injected: [...new Set(result.faultLog.map((f) => f.kind))].sort(),
-      transport: transport.kind,
+      transport: pipeline.transport.kind,
       store: { kind: store.kind, location: store.location, database: store.database },
       replay: result.replay,
       phases: Object.fromEntries(phases.map((p) => [p.phase, Number(p.n)])),
     };
   } finally {
-    await transport.close();
-    await store.close();
+    await pipeline.close();
   }
 }
 

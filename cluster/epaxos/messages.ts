@@ -7,19 +7,20 @@
 import type { ClientRequest, Message, NodeId } from '../protocol.ts';
 import type { Command, InstanceStatus } from './types.ts';
 
-interface InstanceMessage {
+// Type aliases, not interfaces: only aliases are assignable to Message's index signature.
+type InstanceMessage = {
   readonly from: NodeId;
   readonly ballot: number;
   readonly replica: NodeId;
   readonly instance: number;
   mac?: string;
-}
+};
 
-interface Proposal extends InstanceMessage {
+type Proposal = InstanceMessage & {
   readonly cmd: Command;
   readonly seq: number;
   readonly deps: readonly number[];
-}
+};
 
 export type PreAcceptMessage = Proposal & { readonly type: 'PRE_ACCEPT' };
 export type AcceptMessage = Proposal & { readonly type: 'ACCEPT' };

@@ -224,11 +224,10 @@ export class EpaxosReplica implements Replica {
     this.progress(this.ensureRecord(m));
     drive.preAcceptReplies.set(m.from, { attrs, changed: m.changed });
     const replies = [...drive.preAcceptReplies.values()];
-    if (!drive.recovery && replies.length >= fastQuorumSize(this.f) - 1) {
-      if (replies.every((r) => !r.changed)) return this.decide(drive.id, drive.attrs, drive.ballot);
-    } else if (!drive.recovery || replies.length < slowQuorumSize(this.f) - 1) {
-      return;
-    }
+    // Decide on the first quorum of replies: fast quorum for a leader, classic quorum for recovery.
+    const needed = (drive.recovery ? slowQuorumSize(this.f) : fastQuorumSize(this.f)) - 1;
+    if (replies.length < needed) return;
+    if (!drive.recovery && replies.every((r) => !r.changed)) return this.decide(drive.id, drive.attrs, drive.ballot);
     let union = drive.attrs;
     for (const r of replies) union = unionAttributes(union, r.attrs);
     this.startAccept(drive, union);
@@ -532,7 +531,24 @@ export class EpaxosReplica implements Replica {
     const existing = this.record(id);
     if (existing !== undefined) return existing;
     this.noteKnown(id.replica, id.instance);
-    return this.record(id)!;
+    return this.record(id) ?? this.placeholder({ replica: id.replica, instance: id.instance });
+  }
+
+  private placeholder(id: InstanceId): InstanceRecord {
+    const rec: InstanceRecord = {
+      id,
+      status: 'none',
+      attrs: null,
+      promised: DEFAULT_BALLOT,
+      vbal: NO_BALLOT,
+      preAcceptedEq: false,
+      lastProgressUs: 0,
+      recoverAfterUs: 0,
+    };
+    this.spaces[id.replica]?.set(id.instance, rec);
+    this.uncommitted.set(instanceKey(id), rec);
+    this.progress(rec);
+    return rec;
   }
 
   /** Instances q.0..q.upTo exist (vector deps depend on all of them): track every one of them. */
@@ -542,20 +558,7 @@ export class EpaxosReplica implements Replica {
     // Never invent slots in our own space beyond what we proposed (a SYNC could claim more).
     const limit = q === this.id ? Math.min(upTo, this.nextInstance - 1) : upTo;
     for (let j = this.known[q]! + 1; j <= limit; j++) {
-      if (space.has(j)) continue;
-      const rec: InstanceRecord = {
-        id: { replica: q, instance: j },
-        status: 'none',
-        attrs: null,
-        promised: DEFAULT_BALLOT,
-        vbal: NO_BALLOT,
-        preAcceptedEq: false,
-        lastProgressUs: 0,
-        recoverAfterUs: 0,
-      };
-      space.set(j, rec);
-      this.uncommitted.set(instanceKey(rec.id), rec);
-      this.progress(rec);
+      if (!space.has(j)) this.placeholder({ replica: q, instance: j });
     }
     if (limit > this.known[q]!) this.known[q] = limit;
   }

@@ -1,0 +1,101 @@
+/**
+ * Cluster benchmarks that need no network: the cost of shadow verification per transition
+ * (against the same transitions without verification, measured in the same run, at two state
+ * sizes to show it does not grow with the state), and simulated protocol events per wall second.
+ */
+import { createRng } from '../core/rng.ts';
+import { MemorySink } from '../core/sink.ts';
+import { loadScenarioFile } from '../cluster/chaos/scenario.ts';
+import type { Operation } from '../cluster/protocol.ts';
+import { protocolByName, scenarioPath } from '../cluster/protocols.ts';
+import { runSimulation } from '../cluster/run.ts';
+import { initBlake3 } from '../cluster/state/blake3.ts';
+import { KvStateMachine } from '../cluster/state/kv-state-machine.ts';
+import { VerifiedStateMachine } from '../cluster/state/verified-state-machine.ts';
+
+function operations(count: number, keys: number, seed: number): Operation[] {
+  const rng = createRng(seed);
+  return Array.from({ length: count }, (_, i): Operation => {
+    const key = `k${rng.int(keys)}`;
+    const roll = rng.next();
+    if (roll < 0.4) return { kind: 'read', key };
+    if (roll < 0.8) return { kind: 'write', key, value: `v${i}` };
+    return { kind: 'cas', key, expected: `v${i - 1}`, value: `v${i}` };
+  });
+}
+
+function prefill(machine: { execute(op: Operation): unknown }, entries: number): void {
+  for (let i = 0; i < entries; i++) machine.execute({ kind: 'write', key: `fill${i}`, value: `value-${i}` });
+}
+
+/** Median of `rounds` timings of fn over the ops, in µs per op. */
+function timePerOp(rounds: number, ops: readonly Operation[], setup: () => (op: Operation) => void): number {
+  const samples: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const step = setup();
+    const started = performance.now();
+    for (const op of ops) step(op);
+    samples.push(((performance.now() - started) * 1000) / ops.length);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)]!;
+}
+
+function verificationCost(stateEntries: number) {
+  const ops = operations(50_000, 1_000, 7);
+  const baseline = timePerOp(5, ops, () => {
+    const runtime = new KvStateMachine();
+    prefill(runtime, stateEntries);
+    return (op) => {
+      runtime.execute(op);
+      runtime.digest();
+    };
+  });
+  const verified = timePerOp(5, ops, () => {
+    const machine = new VerifiedStateMachine({ keepLog: false });
+    prefill(machine, stateEntries);
+    return (op) => {
+      machine.execute(op);
+      if (!machine.check().match) throw new Error('shadow mismatch in a fault-free benchmark');
+    };
+  });
+  return { baseline_us_per_transition: baseline, verified_us_per_transition: verified, verify_us_per_transition: verified - baseline };
+}
+
+async function simRate(protocolName: 'pbft' | 'epaxos') {
+  const protocol = protocolByName(protocolName);
+  const scenario = loadScenarioFile(scenarioPath(`baseline-${protocolName}`));
+  const started = performance.now();
+  let events = 0;
+  let virtualUs = 0;
+  let records = 0;
+  for (let seed = 1; seed <= 3; seed++) {
+    const result = await runSimulation({ protocol, scenario, seed, sink: new MemorySink() });
+    events += result.simEvents;
+    virtualUs += result.virtualDurationUs;
+    records += result.records;
+  }
+  const wallS = (performance.now() - started) / 1000;
+  return {
+    [`${protocolName}_sim_events_per_s`]: Math.round(events / wallS),
+    [`${protocolName}_sim_records_per_s`]: Math.round(records / wallS),
+    [`${protocolName}_sim_node_seconds_per_wall_s`]: Number(((virtualUs / 1e6) * scenario.nodes / wallS).toFixed(1)),
+  };
+}
+
+export async function benchClusterSim(): Promise<Record<string, unknown>> {
+  await initBlake3();
+  const small = verificationCost(0);
+  const large = verificationCost(100_000);
+  return {
+    verify_us_per_transition: Number(small.verify_us_per_transition.toFixed(3)),
+    verify_us_per_transition_100k_keys: Number(large.verify_us_per_transition.toFixed(3)),
+    transition_us_without_verification: Number(small.baseline_us_per_transition.toFixed(3)),
+    transition_us_with_verification: Number(small.verified_us_per_transition.toFixed(3)),
+    verify_target_us: 5,
+    verify_seed_claim_us: 98,
+    ratio_verify_vs_seed_claim: Number((small.verify_us_per_transition / 98).toFixed(4)),
+    ...(await simRate('pbft')),
+    ...(await simRate('epaxos')),
+  };
+}

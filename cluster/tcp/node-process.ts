@@ -1,0 +1,325 @@
+/**
+ * One replica as a real process: implements `ReplicaEnv` on the wall clock (core/clock.ts
+ * `systemClock`), Node timers and TCP sockets, so the unchanged protocol code that runs in the
+ * simulator runs here. One listening port per node serves peers (protocol messages), clients
+ * (requests in, replies out) and admin status queries; see wire.ts.
+ *
+ * This is the effectful edge of the cluster: setTimeout is allowed here and only here.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { systemClock } from '../../core/clock.ts';
+import { createRng } from '../../core/rng.ts';
+import type { TraceSink } from '../../core/sink.ts';
+import { TRACE_SCHEMA_VERSION, eventIdOf, type TraceRecord } from '../../core/trace-schema.ts';
+import { LatticeError } from '../../core/errors.ts';
+import { createAuthenticator } from '../auth.ts';
+import {
+  DEFAULT_PROTOCOL_OPTIONS,
+  type Authenticator,
+  type ClientReply,
+  type Message,
+  type NodeId,
+  type ProtocolDefinition,
+  type ProtocolOptions,
+  type Replica,
+  type ReplicaEnv,
+  type TimerHandle,
+  type Transition,
+} from '../protocol.ts';
+import { initBlake3 } from '../state/blake3.ts';
+import { VerifiedStateMachine } from '../state/verified-state-machine.ts';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.ts';
+import { FrameWriter } from './frame-writer.ts';
+import { OutboundLink } from './outbound-link.ts';
+import { TraceBuffer } from './trace-output.ts';
+import { parseFrame, type NodeStatus } from './wire.ts';
+
+export interface NodeConfig {
+  readonly id: NodeId;
+  readonly protocol: ProtocolDefinition;
+  /** Listening port of every replica, indexed by node id. */
+  readonly ports: readonly number[];
+  readonly host?: string;
+  readonly runId: string;
+  readonly clusterSecret: string;
+  readonly options?: ProtocolOptions;
+  /** Where trace records go; null: no trace (e.g. a raw throughput benchmark). */
+  readonly traceSink: TraceSink | null;
+  readonly maxFrameBytes?: number;
+  /** Called on transport-level problems worth a log line (bad frames); default: silent. */
+  readonly log?: (line: string) => void;
+}
+
+export interface RunningNode {
+  readonly id: NodeId;
+  readonly port: number;
+  status(): NodeStatus;
+  /** Stops timers and sockets, flushes the trace. */
+  stop(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  await initBlake3();
+  const node = new TcpNode(config);
+  await node.listen();
+  return node;
+}
+
+class TcpNode implements ReplicaEnv, RunningNode {
+  readonly id: NodeId;
+  readonly replicas: readonly NodeId[];
+  readonly f: number;
+  readonly rng;
+  readonly auth: Authenticator;
+  readonly stateMachine = new VerifiedStateMachine({ keepLog: false });
+  readonly port: number;
+  private readonly replica: Replica;
+  private readonly links = new Map<NodeId, OutboundLink>();
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  /** Which accepted connection carries replies for a client id (the last one it registered on). */
+  private readonly clientWriters = new Map<number, FrameWriter>();
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private readonly traceBuffer: TraceBuffer | null;
+  private readonly maxFrameBytes: number;
+  private nextTimerId = 1;
+  private nodeSeq = 0;
+  private sentSinceRecord = 0;
+  private receivedSinceRecord = 0;
+  private messagesSent = 0;
+  private messagesReceived = 0;
+  private framesRejected = 0;
+  private stopped = false;
+
+  constructor(private readonly config: NodeConfig) {
+    const n = config.ports.length;
+    if (!Number.isInteger(config.id) || config.id < 0 || config.id >= n) {
+      throw new LatticeError('CONFIG_INVALID', `node id ${config.id} is not in a cluster of ${n}`);
+    }
+    const port = config.ports[config.id];
+    if (port === undefined) throw new LatticeError('CONFIG_INVALID', `no port for node ${config.id}`);
+    if (n < config.protocol.minReplicas) {
+      throw new LatticeError('CONFIG_INVALID', `${config.protocol.name} needs at least ${config.protocol.minReplicas} replicas, got ${n}`);
+    }
+    this.id = config.id;
+    this.port = port;
+    this.replicas = config.ports.map((_, i) => i);
+    this.f = config.protocol.faultTolerance(n);
+    this.rng = createRng(`${config.runId}/node/${config.id}`);
+    this.auth = createAuthenticator(config.clusterSecret, config.id, n);
+    this.maxFrameBytes = config.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.traceBuffer = config.traceSink === null ? null : new TraceBuffer(config.traceSink, { onError: (e) => this.log(`trace sink write failed: ${String(e)}`) });
+    const host = config.host ?? '127.0.0.1';
+    const hello = { t: 'hello', role: 'peer', node: this.id };
+    for (const peer of this.replicas) {
+      if (peer === this.id) continue;
+      const peerPort = config.ports[peer] as number;
+      this.links.set(peer, new OutboundLink({ host, port: peerPort, hello, maxFrameBytes: this.maxFrameBytes }));
+    }
+    this.server = createServer((socket) => this.accept(socket));
+    this.replica = config.protocol.createReplica(this, config.options ?? DEFAULT_PROTOCOL_OPTIONS);
+    this.replica.start();
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, this.config.host ?? '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  // ReplicaEnv --------------------------------------------------------------------------------
+
+  nowUs(): number {
+    return systemClock.nowUs();
+  }
+
+  send(to: NodeId, message: Message): void {
+    const link = this.links.get(to);
+    if (link === undefined || this.stopped) return;
+    this.sentSinceRecord++;
+    this.messagesSent++;
+    link.sendEncoded(encodeFrame({ t: 'msg', m: message }, this.maxFrameBytes));
+  }
+
+  broadcast(message: Message): void {
+    if (this.stopped) return;
+    const frame = encodeFrame({ t: 'msg', m: message }, this.maxFrameBytes);
+    for (const link of this.links.values()) {
+      this.sentSinceRecord++;
+      this.messagesSent++;
+      link.sendEncoded(frame);
+    }
+  }
+
+  replyToClient(reply: ClientReply): void {
+    const writer = this.clientWriters.get(reply.clientId);
+    if (writer === undefined || this.stopped) return;
+    this.sentSinceRecord++;
+    writer.write(encodeFrame({ t: 'reply', r: reply }, this.maxFrameBytes));
+  }
+
+  setTimer(afterUs: number, name: string, data?: unknown): TimerHandle {
+    const id = this.nextTimerId++;
+    const timeout = setTimeout(
+      () => {
+        this.timers.delete(id);
+        if (!this.stopped) this.replica.onTimer(name, data);
+      },
+      Math.max(0, afterUs / 1000),
+    );
+    this.timers.set(id, timeout);
+    return { id };
+  }
+
+  cancelTimer(handle: TimerHandle): void {
+    const timeout = this.timers.get(handle.id);
+    if (timeout === undefined) return;
+    clearTimeout(timeout);
+    this.timers.delete(handle.id);
+  }
+
+  trace(transition: Transition): void {
+    const buffer = this.traceBuffer;
+    if (buffer === null) return;
+    const check = this.stateMachine.check();
+    const nodeSeq = this.nodeSeq++;
+    const nowUs = systemClock.nowUs();
+    const runId = this.config.runId;
+    const record: TraceRecord = {
+      schema_version: TRACE_SCHEMA_VERSION,
+      run_id: runId,
+      event_id: eventIdOf(runId, this.id, nodeSeq),
+      node: this.id,
+      node_seq: nodeSeq,
+      protocol: this.config.protocol.name,
+      phase: transition.phase,
+      view: transition.view,
+      seq: transition.seq,
+      leader: transition.leader,
+      // Real processes share the host's clock: true time and node time coincide (no skew fault).
+      ts_us: nowUs,
+      node_clock_us: nowUs,
+      msgs_sent: this.sentSinceRecord,
+      msgs_received: this.receivedSinceRecord,
+      retransmissions: transition.retransmissions ?? 0,
+      batch_size: transition.batchSize ?? 0,
+      deps_count: transition.depsCount ?? 0,
+      latency_us: transition.latencyUs === undefined || transition.latencyUs === null ? null : Math.max(0, Math.round(transition.latencyUs)),
+      state_hash: check.runtime,
+      shadow_hash: check.shadow,
+      faults: [],
+      faulty_nodes: [],
+    };
+    this.sentSinceRecord = 0;
+    this.receivedSinceRecord = 0;
+    buffer.push(record);
+  }
+
+  // Connections -------------------------------------------------------------------------------
+
+  private accept(socket: Socket): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    this.sockets.add(socket);
+    const decoder = new FrameDecoder(this.maxFrameBytes);
+    const writer = new FrameWriter(socket);
+    socket.on('data', (chunk: Buffer) => {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (error) {
+        // The stream is out of sync after a bad header: nothing later on it can be trusted.
+        this.framesRejected++;
+        this.log(`node ${this.id}: dropping connection from ${socket.remoteAddress}:${socket.remotePort}: ${(error as Error).message}`);
+        socket.destroy();
+        return;
+      }
+      for (const raw of frames) this.onFrame(raw, writer);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      for (const [clientId, w] of this.clientWriters) if (w === writer) this.clientWriters.delete(clientId);
+    });
+  }
+
+  private onFrame(raw: unknown, writer: FrameWriter): void {
+    if (this.stopped) return;
+    const frame = parseFrame(raw);
+    if (frame === null) {
+      this.framesRejected++;
+      return;
+    }
+    switch (frame.t) {
+      case 'msg':
+        this.receivedSinceRecord++;
+        this.messagesReceived++;
+        this.replica.onMessage(frame.m);
+        return;
+      case 'req':
+        this.receivedSinceRecord++;
+        if (!this.clientWriters.has(frame.r.clientId)) this.clientWriters.set(frame.r.clientId, writer);
+        this.replica.onClientRequest(frame.r);
+        return;
+      case 'hello':
+        if (frame.role === 'client') for (const clientId of frame.clients) this.clientWriters.set(clientId, writer);
+        return;
+      case 'status':
+        writer.write(encodeFrame({ t: 'status_ok', s: this.status() }, this.maxFrameBytes));
+        return;
+      default:
+        this.framesRejected++;
+    }
+  }
+
+  status(): NodeStatus {
+    const check = this.stateMachine.check();
+    let connectedPeers = 0;
+    let dropped = 0;
+    for (const link of this.links.values()) {
+      if (link.isConnected) connectedPeers++;
+      dropped += link.dropped;
+    }
+    return {
+      node: this.id,
+      protocol: this.config.protocol.name,
+      pid: process.pid,
+      port: this.port,
+      connectedPeers,
+      executed: this.stateMachine.executedCount,
+      stateDigest: check.runtime,
+      shadowDigest: check.shadow,
+      digestsMatch: check.match,
+      messagesSent: this.messagesSent,
+      messagesReceived: this.messagesReceived,
+      messagesDropped: dropped,
+      framesRejected: this.framesRejected,
+      traceRecords: this.traceBuffer?.accepted ?? 0,
+      traceDropped: this.traceBuffer?.dropped ?? 0,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timeout of this.timers.values()) clearTimeout(timeout);
+    this.timers.clear();
+    for (const link of this.links.values()) link.close();
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.traceBuffer?.flush();
+    const sink = this.config.traceSink as (TraceSink & { close?: () => Promise<void> }) | null;
+    await sink?.close?.();
+  }
+
+  private log(line: string): void {
+    this.config.log?.(line);
+  }
+}
