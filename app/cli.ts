@@ -66,8 +66,11 @@ export function buildProgram(): Command {
 }
 
 /** Config and logger for a subcommand, from the program's global flags. */
-export function contextOf(command: Command): { config: LatticeConfig; logger: ReturnType<typeof createLogger> } {
-  const config = resolveConfig(command.optsWithGlobals<GlobalOptions>());
+export function contextOf(command: Command, defaults: { logLevel?: LatticeConfig['log_level'] } = {}): { config: LatticeConfig; logger: ReturnType<typeof createLogger> } {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  // Commands that print their own report (the demo) keep stderr quiet unless a level was asked for.
+  const logLevel = options.logLevel ?? (process.env.LATTICE_LOG_LEVEL ? undefined : defaults.logLevel);
+  const config = resolveConfig({ ...options, ...(logLevel !== undefined && { logLevel }) });
   return { config, logger: createLogger(config.log_level) };
 }
 

@@ -64,7 +64,7 @@ function verificationCost(stateEntries: number) {
 
 async function simRate(protocolName: 'pbft' | 'epaxos') {
   const protocol = protocolByName(protocolName);
-  const scenario = loadScenarioFile(scenarioPath(`baseline-${protocolName}`));
+  const scenario = loadScenarioFile(scenarioPath(`${protocolName}-baseline`));
   const started = performance.now();
   let events = 0;
   let virtualUs = 0;

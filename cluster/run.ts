@@ -11,9 +11,11 @@ import type { Protocol } from '../core/trace-schema.ts';
 import { judgeFaultModel } from './chaos/fault-model.ts';
 import type { Scenario } from './chaos/scenario.ts';
 import { DEFAULT_PROTOCOL_OPTIONS, type NodeId, type ProtocolDefinition, type ProtocolOptions } from './protocol.ts';
-import { checkExecutedLogs, type SafetyViolation } from './sim/checks.ts';
+import { checkExecutedLogs, checkHistory, type RunViolation } from './sim/checks.ts';
+import type { LinearizabilityReport } from './verify/linearizability.ts';
+import type { ExecutedLog } from './state/verified-state-machine.ts';
 import { SimCluster, type ShadowMismatch } from './sim/cluster.ts';
-import type { ExecutedEntries, StateMachineFactory } from './sim/harness-state.ts';
+import type { StateMachineFactory } from './sim/harness-state.ts';
 import type { HistoryEvent } from './sim/history.ts';
 import type { NetworkStats } from './sim/network.ts';
 import type { FaultLogEntry } from './chaos/engine.ts';
@@ -34,6 +36,10 @@ export interface RunOptions {
   readonly createStateMachine?: StateMachineFactory;
   /** Virtual time to keep running after the last client finished, so replicas catch up (default 20 ms). */
   readonly settleUs?: number;
+  /** Check the client history for linearizability (default true). */
+  readonly checkLinearizability?: boolean;
+  /** Search bound per key for the linearizability checker (its default if absent). */
+  readonly linearizabilityMaxSteps?: number;
 }
 
 export interface RunResult {
@@ -46,9 +52,11 @@ export interface RunResult {
   /** BLAKE3-256 over each record's JSON plus a newline, in emission order. */
   readonly traceHash: string;
   readonly history: readonly HistoryEvent[];
-  readonly executedLogs: ReadonlyMap<NodeId, ExecutedEntries>;
+  readonly executedLogs: ReadonlyMap<NodeId, ExecutedLog>;
   readonly shadowMismatches: readonly ShadowMismatch[];
-  readonly safetyViolations: readonly SafetyViolation[];
+  readonly safetyViolations: readonly RunViolation[];
+  /** Null when the check was turned off. */
+  readonly linearizability: LinearizabilityReport | null;
   readonly submittedOps: number;
   readonly completedOps: number;
   /** Operations still pending when the quiet period ran out (recorded as `info`). */
@@ -116,12 +124,15 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const sim = cluster.sim;
   const flush = async (): Promise<void> => {
     if (cluster.pendingRecords.length === 0) return;
-    const batch = cluster.takePendingRecords();
+    const pending = cluster.takePendingRecords();
     // Hashed per batch (one wasm call) in emission order: the same bytes as record by record.
     let text = '';
-    for (const record of batch) text += JSON.stringify(record) + '\n';
+    for (const record of pending) text += JSON.stringify(record) + '\n';
     hasher.update(text);
-    await sink.write(batch);
+    // One event may emit several records, so a pause can overshoot the batch size by a few.
+    for (let i = 0; i < pending.length; i += batchSize) {
+      await sink.write(pending.length <= batchSize ? pending : pending.slice(i, i + batchSize));
+    }
   };
   /** Runs to `untilUs` or until `stop()`, flushing (and awaiting the sink) every full batch. */
   const runTo = async (untilUs: number, stop: () => boolean = () => false): Promise<void> => {
@@ -151,21 +162,27 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
 
   const verdict = judgeFaultModel(protocol.name, scenario.nodes, scenario.faults, cluster.f);
   const byzantine = new Set(verdict.byzantineNodes);
-  const executedLogs = new Map<NodeId, ExecutedEntries>();
-  const correctLogs = new Map<NodeId, ExecutedEntries>();
+  const executedLogs = new Map<NodeId, ExecutedLog>();
+  const correctLogs = new Map<NodeId, ExecutedLog>();
   for (const host of cluster.hosts) {
     const log = host.stateMachine.executedLog();
     executedLogs.set(host.id, log);
     if (!byzantine.has(host.id)) correctLogs.set(host.id, log);
   }
-  const violations: SafetyViolation[] = checkExecutedLogs(protocol.name, correctLogs);
+  const violations: RunViolation[] = checkExecutedLogs(protocol.name, correctLogs);
   for (const mismatch of cluster.shadowMismatches) {
     if (!byzantine.has(mismatch.node)) {
-      violations.push({ kind: 'shadow_mismatch', node: mismatch.node, detail: `node ${mismatch.node} runtime ${mismatch.runtime} != shadow ${mismatch.shadow} at node_seq ${mismatch.nodeSeq}` });
+      violations.push({ kind: 'shadow-mismatch', node: mismatch.node, detail: `node ${mismatch.node} runtime ${mismatch.runtime} != shadow ${mismatch.shadow} at node_seq ${mismatch.nodeSeq}` });
     }
   }
   if (pendingOps > 0 && !verdict.beyondFaultModel) {
     violations.push({ kind: 'liveness', detail: `${pendingOps} operation(s) still pending ${scenario.quiet_ms} ms after the faults ended` });
+  }
+  let linearizability: LinearizabilityReport | null = null;
+  if (options.checkLinearizability ?? true) {
+    const checked = checkHistory(cluster.history, options.linearizabilityMaxSteps);
+    linearizability = checked.report;
+    violations.push(...checked.violations);
   }
   const faultyNodes = new Set<NodeId>();
   for (const entry of cluster.chaos.log) for (const node of entry.nodes) faultyNodes.add(node);
@@ -181,6 +198,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
     executedLogs,
     shadowMismatches: cluster.shadowMismatches,
     safetyViolations: violations,
+    linearizability,
     submittedOps: cluster.clients.reduce((sum, c) => sum + c.submitted, 0),
     completedOps: cluster.clients.reduce((sum, c) => sum + c.completed, 0),
     pendingOps,

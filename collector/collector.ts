@@ -3,22 +3,27 @@
  * lets the transport commit the offsets (at-least-once; the store's idempotent table makes the
  * redelivered duplicates disappear). Malformed records go to the dead-letter topic with the
  * reason and their source offset, in the same batch, before the commit: nothing is dropped
- * without a trace. While the store is down the batch is retried with backoff, which also holds
- * back consumption of that partition (no unbounded buffering, no reordering within a node).
+ * without a trace. Batches handed over concurrently (one per partition) are stored together by
+ * group commit (group-commit.ts), in inserts bounded by rows and by time. While the store is down
+ * the insert is retried with backoff and no batch returns, which holds back consumption (no
+ * unbounded buffering, no reordering within a node: one node is one partition, handled in order).
  */
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
 import { deadLetterOf, decodeRecord, type DeadLetter } from './decode.ts';
-import { STORE_RETRY, withRetry, type RetryPolicy } from './retry.ts';
-import type { IncomingBatch, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
+import { GroupCommitWriter, type Chunk } from './group-commit.ts';
+import { STORE_RETRY, type RetryPolicy } from './retry.ts';
+import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
 
-/** Where valid records go: the store's `insertTransitions`, or anything with its contract. */
+/** Where valid records go: the store (store-writer.ts), or anything with its contract. */
 export interface RecordWriter {
-  /** Resolves when stored; throws a `retriable` error when the store is unavailable. */
-  write(records: readonly TraceRecord[]): Promise<void>;
+  /**
+   * Resolves when stored; throws a `retriable` error when the store is unavailable. `rows`, when
+   * given, holds each record's JSON line (same order), which a writer may send as it is.
+   */
+  write(records: readonly TraceRecord[], rows?: readonly Buffer[]): Promise<void>;
 }
 
 export interface CollectorOptions {
@@ -27,7 +32,10 @@ export interface CollectorOptions {
   readonly topic: string;
   readonly dlqTopic: string;
   readonly groupId: string;
+  /** Most rows in one insert. */
   readonly batchRowsMax: number;
+  /** Longest a partial insert waits for more rows from concurrently handled batches. */
+  readonly flushIntervalMs?: number;
   readonly recordBytesMax: number;
   readonly logger: Logger;
   readonly retry?: RetryPolicy;
@@ -37,14 +45,18 @@ export interface CollectorStats {
   consumed: number;
   stored: number;
   deadLettered: number;
+  /** Transport batches handled (and so committed). */
   batches: number;
+  /** Inserts into the store. */
+  inserts: number;
   storeRetries: number;
   lastInsertMs: number;
 }
 
 /** Typed events; they cost nothing when nobody listens, and feed the Prometheus metrics. */
 export interface CollectorEvents {
-  batch_stored: [{ partition: number; rows: number; insertMs: number }];
+  batch_stored: [{ rows: number; insertMs: number }];
+  batch_handled: [{ topic: string; partition: number; messages: number; records: TraceRecord[] }];
   dead_lettered: [DeadLetter];
   store_retry: [{ attempt: number; delayMs: number; error: unknown }];
 }
@@ -53,17 +65,41 @@ type State = 'idle' | 'running' | 'stopping' | 'stopped';
 const TRANSITIONS: Record<State, readonly State[]> = { idle: ['running', 'stopped'], running: ['stopping'], stopping: ['stopped'], stopped: [] };
 
 export class Collector extends EventEmitter<CollectorEvents> {
-  readonly stats: CollectorStats = { consumed: 0, stored: 0, deadLettered: 0, batches: 0, storeRetries: 0, lastInsertMs: 0 };
+  readonly stats: CollectorStats = { consumed: 0, stored: 0, deadLettered: 0, batches: 0, inserts: 0, storeRetries: 0, lastInsertMs: 0 };
   private state: State = 'idle';
   private consumer: TransportConsumer | undefined;
   private dlqProducer: TransportProducer | undefined;
+  private readonly groupCommit: GroupCommitWriter;
 
   constructor(private readonly options: CollectorOptions) {
     super();
+    if (options.batchRowsMax < 1 || options.recordBytesMax < 1) throw new RangeError('batchRowsMax and recordBytesMax must be >= 1');
+    this.groupCommit = new GroupCommitWriter({
+      writer: options.writer,
+      rowsMax: options.batchRowsMax,
+      flushIntervalMs: options.flushIntervalMs ?? 500,
+      retry: options.retry ?? STORE_RETRY,
+      shouldContinue: () => this.state === 'running',
+      onRetry: (error, attempt, delayMs) => {
+        this.stats.storeRetries++;
+        this.emit('store_retry', { attempt, delayMs, error });
+        if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying insert', { attempt, delay_ms: delayMs, error });
+      },
+      onStored: (rows, insertMs) => {
+        this.stats.stored += rows;
+        this.stats.inserts++;
+        this.stats.lastInsertMs = insertMs;
+        this.emit('batch_stored', { rows, insertMs });
+      },
+    });
   }
 
   get running(): boolean {
     return this.state === 'running';
+  }
+
+  get currentState(): State {
+    return this.state;
   }
 
   async start(): Promise<void> {
@@ -75,7 +111,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
     await this.consumer.run((batch) => this.handleBatch(batch));
   }
 
-  /** Graceful: the batch in hand finishes (or is left uncommitted), then the group is left. */
+  /**
+   * Graceful: stops consuming; a batch in hand finishes if the store takes it, otherwise it is
+   * abandoned uncommitted (and redelivered to the group), then the group is left.
+   */
   async stop(): Promise<void> {
     if (this.state === 'idle') {
       this.moveTo('stopped');
@@ -91,62 +130,48 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   /** Exposed for tests and for the demo, which runs the same code on one batch at a time. */
   async handleBatch(batch: IncomingBatch): Promise<void> {
-    const good: TraceRecord[] = [];
+    this.groupCommit.enter();
+    try {
+      await this.handle(batch);
+    } finally {
+      this.groupCommit.leave();
+    }
+  }
+
+  private async handle(batch: IncomingBatch): Promise<void> {
+    const records: TraceRecord[] = [];
+    const rows: Buffer[] = [];
+    const sources: IncomingMessage[] = [];
     const dead: DeadLetter[] = [];
     for (const message of batch.messages) {
       const decoded = decodeRecord(message.value, this.options.recordBytesMax);
-      if (decoded.ok) good.push(decoded.record);
-      else dead.push(deadLetterOf(message, decoded.reason, decoded.errors));
+      if (decoded.ok) {
+        records.push(decoded.record);
+        rows.push(decoded.row);
+        sources.push(message);
+      } else dead.push(deadLetterOf(message, decoded.reason, decoded.errors));
     }
-    for (let start = 0; start < good.length; start += this.options.batchRowsMax) {
-      await this.store(good.slice(start, start + this.options.batchRowsMax), batch);
+    const chunks: Chunk[] = [];
+    const step = this.options.batchRowsMax;
+    for (let start = 0; start < records.length; start += step) chunks.push({ records: records.slice(start, start + step), rows: rows.slice(start, start + step) });
+    const results = await this.groupCommit.write(chunks, () => batch.heartbeat());
+    for (const [i, result] of results.entries()) {
+      if (result.status === 'fulfilled') continue;
+      const error = result.reason as unknown;
+      // Unavailable (and shutting down): rethrow, so the batch stays uncommitted and is redelivered.
+      if (!(error instanceof LatticeError) || error.retriable) throw error;
+      this.options.logger.error('store rejected rows; dead-lettering them', { rows: chunks[i]!.records.length, error });
+      for (const message of sources.slice(i * step, (i + 1) * step)) dead.push(deadLetterOf(message, 'store_rejected', [{ path: '', message: error.message }]));
     }
     if (dead.length > 0) await this.deadLetter(dead);
     this.stats.consumed += batch.messages.length;
     this.stats.batches++;
-  }
-
-  private async store(records: TraceRecord[], batch: IncomingBatch): Promise<void> {
-    const started = performance.now();
-    try {
-      await withRetry(() => this.options.writer.write(records), this.options.retry ?? STORE_RETRY, {
-        random: Math.random,
-        sleep: (ms) => sleep(ms),
-        shouldContinue: () => this.state === 'running',
-        onRetry: async (error, attempt, delayMs) => {
-          this.stats.storeRetries++;
-          this.emit('store_retry', { attempt, delayMs, error });
-          if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying batch', { attempt, delay_ms: delayMs, partition: batch.partition, error });
-          await batch.heartbeat();
-        },
-      });
-    } catch (error) {
-      // Unavailable and shutting down: rethrow, so the batch stays uncommitted and is redelivered.
-      if (!(error instanceof LatticeError) || error.retriable) throw error;
-      return this.rejectedByStore(records, batch, error);
-    }
-    const insertMs = performance.now() - started;
-    this.stats.stored += records.length;
-    this.stats.lastInsertMs = insertMs;
-    this.emit('batch_stored', { partition: batch.partition, rows: records.length, insertMs });
-  }
-
-  /** The store refused the rows themselves (not its availability): account for them in the DLQ. */
-  private async rejectedByStore(records: TraceRecord[], batch: IncomingBatch, error: LatticeError): Promise<void> {
-    this.options.logger.error('store rejected a batch; dead-lettering its records', { rows: records.length, error });
-    const rejected = new Set(records.map((r) => r.event_id));
-    const dead = batch.messages
-      .filter((m) => {
-        const decoded = decodeRecord(m.value, this.options.recordBytesMax);
-        return decoded.ok && rejected.has(decoded.record.event_id);
-      })
-      .map((m) => deadLetterOf(m, 'store_rejected', [{ path: '', message: error.message }]));
-    await this.deadLetter(dead);
+    this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, records });
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {
     const producer = this.dlqProducer;
-    if (!producer) throw new Error('collector is not started');
+    if (!producer) throw new LatticeError('TRANSPORT_FAILED', 'collector is not started: no dead-letter producer');
     await producer.send(
       this.options.dlqTopic,
       letters.map((letter) => ({ key: letter.source.key, value: JSON.stringify(letter) })),
@@ -156,7 +181,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   private moveTo(next: State): void {
-    if (!TRANSITIONS[this.state].includes(next)) throw new Error(`collector cannot go from ${this.state} to ${next}`);
+    if (!TRANSITIONS[this.state].includes(next)) throw new LatticeError('TRANSPORT_FAILED', `collector cannot go from ${this.state} to ${next}`);
     this.state = next;
   }
 }

@@ -40,3 +40,116 @@ export class ProducerSink implements TraceSink {
 export function recordKey(record: Pick<TraceRecord, 'run_id' | 'node'>): string {
   return `${record.run_id}/${record.node}`;
 }
+
+export interface BatchingProducerSinkOptions {
+  readonly topic: string;
+  /** Records in one send (one produce request, compressed as a whole per partition). */
+  readonly batchRecordsMax?: number;
+  /** A partial batch is sent this long after its first record arrived. */
+  readonly lingerMs?: number;
+  /** Records held (waiting + being sent); past this, `write` waits: backpressure, bounded memory. */
+  readonly bufferedRecordsMax?: number;
+}
+
+/**
+ * The producer for callers that write a few records at a time (a node emits one transition per
+ * step): records are serialised on arrival, gathered into batches of `batchRecordsMax` or
+ * `lingerMs`, and sent one batch at a time, so order per key holds. `write` resolves as soon as
+ * the records are buffered, unless the buffer is full, in which case it waits for room. A send
+ * that fails after the transport's own retries fails the next `write`/`flush` (never silently).
+ */
+export class BatchingProducerSink implements TraceSink {
+  private waiting: OutgoingMessage[] = [];
+  private inFlight = 0;
+  private sending: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failure: unknown;
+  private sent = 0;
+  private readonly roomWaiters: (() => void)[] = [];
+  private readonly batchRecordsMax: number;
+  private readonly lingerMs: number;
+  private readonly bufferedRecordsMax: number;
+
+  constructor(
+    private readonly producer: TransportProducer,
+    private readonly options: BatchingProducerSinkOptions,
+  ) {
+    this.batchRecordsMax = options.batchRecordsMax ?? 1_000;
+    this.lingerMs = options.lingerMs ?? 20;
+    this.bufferedRecordsMax = Math.max(options.bufferedRecordsMax ?? 20_000, this.batchRecordsMax);
+  }
+
+  get recordsSent(): number {
+    return this.sent;
+  }
+
+  get recordsBuffered(): number {
+    return this.waiting.length + this.inFlight;
+  }
+
+  async write(records: readonly TraceRecord[]): Promise<void> {
+    this.throwIfFailed();
+    for (const record of records) {
+      while (this.recordsBuffered >= this.bufferedRecordsMax) {
+        this.kick(true);
+        await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+        this.throwIfFailed();
+      }
+      this.waiting.push({ key: recordKey(record), value: JSON.stringify(record) });
+    }
+    this.kick(false);
+  }
+
+  /** Sends everything buffered; resolves when the transport accepted it. */
+  async flush(): Promise<void> {
+    while (this.recordsBuffered > 0) {
+      this.kick(true);
+      await this.sending;
+      this.throwIfFailed();
+    }
+    this.throwIfFailed();
+  }
+
+  private kick(now: boolean): void {
+    if (this.sending || this.waiting.length === 0) return;
+    if (now || this.waiting.length >= this.batchRecordsMax) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.sending = this.sendLoop();
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.kick(true);
+    }, this.lingerMs);
+    this.timer.unref?.();
+  }
+
+  private async sendLoop(): Promise<void> {
+    try {
+      while (this.waiting.length > 0 && this.failure === undefined) {
+        const batch = this.waiting.splice(0, this.batchRecordsMax);
+        this.inFlight = batch.length;
+        try {
+          await this.producer.send(this.options.topic, batch);
+          this.sent += batch.length;
+        } catch (error) {
+          this.failure = error;
+          this.waiting = [];
+        } finally {
+          this.inFlight = 0;
+          for (const wake of this.roomWaiters.splice(0)) wake();
+        }
+        // Leave a partial batch to the linger timer unless someone is waiting for room.
+        if (this.waiting.length < this.batchRecordsMax && this.roomWaiters.length === 0) break;
+      }
+    } finally {
+      this.sending = undefined;
+      if (this.waiting.length > 0) this.kick(false);
+    }
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}

@@ -11,7 +11,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--scenario <file>', 'chaos scenario file (YAML or JSON); default: the built-in demo scenario')
     .option('--json', 'print the summary as one JSON object on stdout')
     .action(async (options: { protocol: 'pbft' | 'epaxos'; seed: number; scenario?: string; json?: boolean }, command: Command) => {
-      const { config, logger } = contextOf(command);
+      const { config, logger } = contextOf(command, { logLevel: 'warn' });
       const quiet = options.json === true;
       const summary = await runDemo(config, logger, {
         protocol: options.protocol,

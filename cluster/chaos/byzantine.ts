@@ -69,11 +69,13 @@ export function outboundCopies(node: OutboundNode, to: NodeId, message: Message)
   const hooks = node.byzantineHooks;
   const isVote = hooks.isVote(message);
   if (isVote && m.withholdRate > 0 && rng.next() < m.withholdRate) return [];
+  // A node relaying someone else's signed message cannot re-sign it; it only lies in its own name.
+  const own = message.from === node.id;
   let main = message;
-  if (m.equivocate > 0) main = hooks.equivocate(message, to, rng, node.auth) ?? message;
-  if (isVote && m.wrongDigest > 0) main = wrongDigestVote(main, node.auth) ?? main;
+  if (own && m.equivocate > 0) main = hooks.equivocate(message, to, rng, node.auth) ?? message;
+  if (own && isVote && m.wrongDigest > 0) main = wrongDigestVote(main, node.auth) ?? main;
   const copies: OutboundCopy[] = [{ to, message: main }];
-  if (isVote && m.impersonate > 0) {
+  if (own && isVote && m.impersonate > 0) {
     const victim = otherNode(node, to, rng);
     // Keeps this node's MAC while claiming another sender: a receiver checking MACs rejects it.
     if (victim !== undefined) copies.push({ to, message: { ...message, from: victim } });

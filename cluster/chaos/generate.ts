@@ -59,7 +59,7 @@ function generateOne(options: GenerateOptions, rng: Rng, index: number): Generat
     const kind = kinds[rng.int(kinds.length)]!;
     faults.push(makeFault(kind, rng, nodes, f, bad, durationMs));
   }
-  const name = `${protocol}-gen-${index}-${faultFree ? 'none' : [...new Set(faults.map((x) => x.kind))].sort().join('+')}`.slice(0, 80);
+  const name = `${protocol}-gen-${index}-${faultFree ? 'none' : [...new Set(faults.map((x) => x.kind))].sort().join('.')}`.slice(0, 80);
   const scenario = validateScenario(
     {
       name,

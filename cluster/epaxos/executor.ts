@@ -6,7 +6,6 @@
  * chains grow long while an instance is blocked and recursion would overflow the stack.
  */
 import type { InstanceId, InstanceRecord } from './types.ts';
-import { instanceKey } from './types.ts';
 
 export interface ExecutionGraph {
   readonly n: number;
@@ -26,25 +25,13 @@ interface Frame {
   readonly rec: InstanceRecord;
   readonly index: number;
   low: number;
-  readonly neighbours: InstanceId[];
-  next: number;
+  /** Cursor over the deps vector: space q, next slot j. */
+  q: number;
+  j: number;
 }
 
 function isCommitted(rec: InstanceRecord | undefined): rec is InstanceRecord {
   return rec !== undefined && rec.attrs !== null && (rec.status === 'committed' || rec.status === 'executed');
-}
-
-function neighboursOf(rec: InstanceRecord, graph: ExecutionGraph): InstanceId[] {
-  const out: InstanceId[] = [];
-  const deps = rec.attrs?.deps ?? [];
-  for (let q = 0; q < graph.n; q++) {
-    const upTo = deps[q] ?? -1;
-    for (let j = graph.executedUpTo(q) + 1; j <= upTo; j++) {
-      if (q === rec.id.replica && j === rec.id.instance) continue;
-      out.push({ replica: q, instance: j });
-    }
-  }
-  return out;
 }
 
 export function compareForExecution(a: InstanceRecord, b: InstanceRecord): number {
@@ -53,33 +40,62 @@ export function compareForExecution(a: InstanceRecord, b: InstanceRecord): numbe
   return seqA - seqB || a.id.replica - b.id.replica || a.id.instance - b.id.instance;
 }
 
-/** Plans execution from a committed, not yet executed instance. */
+/**
+ * Plans execution from a committed, not yet executed instance.
+ *
+ * Vector deps make every instance point at a whole range of each space, so a naive walk is
+ * quadratic in a long backlog. Slots whose component is already complete add nothing to Tarjan's
+ * low-links, so the walk keeps, per space, the prefix that is complete and starts every range
+ * scan above it: a backlog of k instances costs O(k·n), not O(k²).
+ */
 export function planExecution(start: InstanceRecord, graph: ExecutionGraph): ExecutionPlan {
+  const n = graph.n;
+  const numeric = (id: InstanceId): number => id.instance * n + id.replica;
   const components: InstanceRecord[][] = [];
-  const indexOf = new Map<string, number>();
-  const onStack = new Set<string>();
+  const indexOf = new Map<number, number>();
+  const onStack = new Set<number>();
+  const completed = new Set<number>();
+  const done = Array.from({ length: n }, (_, q) => graph.executedUpTo(q));
   const stack: InstanceRecord[] = [];
   const frames: Frame[] = [];
   let counter = 0;
 
+  const isDone = (q: number, j: number): boolean => completed.has(j * n + q) || graph.record({ replica: q, instance: j })?.status === 'executed';
   const push = (rec: InstanceRecord): void => {
-    const key = instanceKey(rec.id);
+    const key = numeric(rec.id);
     indexOf.set(key, counter);
-    frames.push({ rec, index: counter, low: counter, neighbours: neighboursOf(rec, graph), next: 0 });
+    frames.push({ rec, index: counter, low: counter, q: 0, j: 0 });
     counter++;
     stack.push(rec);
     onStack.add(key);
+  };
+  const nextNeighbour = (frame: Frame): InstanceId | null => {
+    const deps = frame.rec.attrs?.deps ?? [];
+    while (frame.q < n) {
+      const q = frame.q;
+      const j = Math.max(frame.j, done[q]! + 1);
+      if (j > (deps[q] ?? -1)) {
+        frame.q++;
+        frame.j = 0;
+        continue;
+      }
+      frame.j = j + 1;
+      if (q === frame.rec.id.replica && j === frame.rec.id.instance) continue;
+      return { replica: q, instance: j };
+    }
+    return null;
   };
 
   push(start);
   while (frames.length > 0) {
     const frame = frames[frames.length - 1]!;
-    if (frame.next < frame.neighbours.length) {
-      const id = frame.neighbours[frame.next++]!;
+    const id = nextNeighbour(frame);
+    if (id !== null) {
+      const key = numeric(id);
+      if (completed.has(key)) continue;
       const rec = graph.record(id);
       if (!isCommitted(rec)) return { components, blockedOn: id };
       if (rec.status === 'executed') continue;
-      const key = instanceKey(id);
       const seen = indexOf.get(key);
       if (seen === undefined) push(rec);
       else if (onStack.has(key)) frame.low = Math.min(frame.low, seen);
@@ -92,9 +108,15 @@ export function planExecution(start: InstanceRecord, graph: ExecutionGraph): Exe
       const component: InstanceRecord[] = [];
       for (;;) {
         const member = stack.pop()!;
-        onStack.delete(instanceKey(member.id));
+        const key = numeric(member.id);
+        onStack.delete(key);
+        completed.add(key);
         component.push(member);
         if (member === frame.rec) break;
+      }
+      for (const member of component) {
+        const q = member.id.replica;
+        while (isDone(q, done[q]! + 1)) done[q]!++;
       }
       component.sort(compareForExecution);
       components.push(component);

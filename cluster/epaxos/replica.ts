@@ -96,7 +96,8 @@ export class EpaxosReplica implements Replica {
 
   start(): void {
     this.tickGeneration++;
-    this.env.setTimer(this.tickUs, 'tick', { generation: this.tickGeneration });
+    // A random phase, so replicas that booted together do not all suspect the same instance at once.
+    this.env.setTimer(this.tickUs + this.env.rng.int(this.tickUs), 'tick', { generation: this.tickGeneration });
   }
 
   onTimer(name: string, data: unknown): void {
@@ -236,12 +237,13 @@ export class EpaxosReplica implements Replica {
   // ---- Phase 2: Paxos accept ---------------------------------------------------------------
 
   private startAccept(drive: Drive, attrs: Attributes): void {
+    const rec = this.ensureRecord(drive.id);
+    if (rec.promised > drive.ballot) return this.abandon(drive, rec.promised);
     drive.phase = 'accept';
     drive.attrs = attrs;
     drive.attempts = 0;
     drive.acceptOks.clear();
     drive.acceptOks.add(this.id);
-    const rec = this.ensureRecord(drive.id);
     this.vote(rec, attrs, 'accepted', drive.ballot);
     this.sendAccept(drive, false);
   }

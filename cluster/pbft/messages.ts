@@ -80,12 +80,14 @@ export interface NewViewMsg extends Message {
   readonly prePrepares: readonly PrePrepareMsg[];
 }
 
-/** "I have executed up to seq-1 and am in `view`": answered with state, commit certificates
- * and/or the current NEW-VIEW, whichever the asker lacks. */
+/** "I have executed up to seq-1 and am in `view`": answered with state, commit certificates,
+ * checkpoint proof and/or the current NEW-VIEW, whichever the asker lacks. */
 export interface FetchMsg extends Message {
   readonly type: typeof MSG.fetch;
   readonly seq: number;
   readonly view: number;
+  /** The asker's stable checkpoint: if ours is higher, we send its proof. */
+  readonly stable: number;
 }
 
 /** [clientId, requestId, value, applied]: one entry of the per-client last-reply cache. */
@@ -187,7 +189,7 @@ export function parseNewView(x: unknown): NewViewMsg | null {
 }
 
 export function parseFetch(x: unknown): FetchMsg | null {
-  return hasHeader(x, MSG.fetch) && isNat(x.seq) && isNat(x.view) ? (x as unknown as FetchMsg) : null;
+  return hasHeader(x, MSG.fetch) && isNat(x.seq) && isNat(x.view) && isNat(x.stable) ? (x as unknown as FetchMsg) : null;
 }
 
 function parseReplyEntry(x: unknown): ReplyEntry | null {
@@ -208,7 +210,9 @@ export function parseState(x: unknown): StateMsg | null {
   const replies = parseArray(x.replies, parseReplyEntry);
   const proof = parseArray(x.proof, parseCheckpoint);
   if (!entries || !replies || !proof) return null;
-  return { ...(x as unknown as StateMsg), snapshot: { entries }, replies };
+  // Extra snapshot fields (e.g. the harness's executedCount) travel along untouched; only the
+  // entries are covered by the checkpoint digest.
+  return { ...(x as unknown as StateMsg), snapshot: { ...x.snapshot, entries }, replies };
 }
 
 export function parseCommitCertMsg(x: unknown): CommitCertMsg | null {

@@ -97,6 +97,9 @@ export interface PbftReplicaStatus {
   /** Entries held for sequence numbers (slots, certificates, decided batches): bounded by GC. */
   readonly logSize: number;
   readonly pending: number;
+  readonly pendingView: number;
+  readonly knownMaxSeq: number;
+  readonly knownMaxView: number;
 }
 
 export class PbftReplica implements Replica {
@@ -224,6 +227,9 @@ export class PbftReplica implements Replica {
       lastExecuted: this.lastExecuted,
       logSize: slotCount + this.preparedCerts.size + this.decided.size + this.checkpointVotes.size + this.ownCheckpoints.size,
       pending: this.pending.size,
+      pendingView: this.pendingView,
+      knownMaxSeq: this.knownMaxSeq,
+      knownMaxView: this.knownMaxView,
     };
   }
 
@@ -437,7 +443,7 @@ export class PbftReplica implements Replica {
         }
         continue;
       }
-      const result = this.env.stateMachine.execute(request.op);
+      const result = this.env.stateMachine.execute(request.op, request);
       this.replies.set(request.clientId, { requestId: request.requestId, result });
       const waiting = this.pending.get(request.clientId);
       if (waiting && waiting.requestId <= request.requestId) this.pending.delete(request.clientId);
@@ -521,7 +527,7 @@ export class PbftReplica implements Replica {
     if (peers.length === 0) return;
     const to = peers[this.fetchCursor++ % peers.length];
     if (to === undefined) return;
-    this.env.send(to, this.sign({ type: MSG.fetch, from: this.id, seq: this.lastExecuted + 1, view: this.view }));
+    this.env.send(to, this.sign({ type: MSG.fetch, from: this.id, seq: this.lastExecuted + 1, view: this.view, stable: this.lowWater }));
     this.armRetransmit();
   }
 
@@ -544,6 +550,11 @@ export class PbftReplica implements Replica {
         }),
       );
       return;
+    }
+    if (fetch.stable < this.lowWater && own) {
+      // The asker executed past our stable checkpoint but missed votes for it: forward the
+      // proof (each vote keeps its original MAC).
+      for (const vote of this.stableProof) this.env.send(fetch.from, vote);
     }
     const certs: CommitCert[] = [];
     for (let s = Math.max(fetch.seq, this.lowWater + 1); certs.length < FETCH_BATCH; s++) {
@@ -783,10 +794,13 @@ export class PbftReplica implements Replica {
       }
     }
     const stuck = this.knownMaxSeq > this.lastExecuted && !this.decided.has(this.lastExecuted + 1);
-    if (this.knownMaxView > this.view || stuck) this.sendFetch();
+    let unstable = false;
     for (const [seq, own] of this.ownCheckpoints) {
-      if (seq > this.lowWater) this.resend(this.sign<CheckpointMsg>({ type: MSG.checkpoint, from: this.id, seq, stateDigest: own.digest }));
+      if (seq <= this.lowWater) continue;
+      unstable = true;
+      this.resend(this.sign<CheckpointMsg>({ type: MSG.checkpoint, from: this.id, seq, stateDigest: own.digest }));
     }
+    if (this.knownMaxView > this.view || stuck || unstable) this.sendFetch();
     this.armRetransmit();
   }
 }

@@ -5,7 +5,8 @@
  * may plug in something smaller.
  */
 import type { Rng } from '../../core/rng.ts';
-import type { NodeId, Operation, OperationResult, StateMachine } from '../protocol.ts';
+import type { NodeId, StateMachine } from '../protocol.ts';
+import type { ExecutedLog } from '../state/verified-state-machine.ts';
 
 export interface StateCheck {
   readonly runtime: string;
@@ -13,21 +14,9 @@ export interface StateCheck {
   readonly match: boolean;
 }
 
-/** One executed operation at one log position of one node (clientId -1: origin unknown). */
-export interface ExecutedEntry {
-  readonly clientId: number;
-  readonly requestId: number;
-  readonly key: string;
-  readonly op: Operation;
-  readonly result: OperationResult;
-}
-
-/** Positions a node never executed itself (restored from a checkpoint) are holes. */
-export type ExecutedEntries = ReadonlyArray<ExecutedEntry | undefined>;
-
 export interface HarnessStateMachine extends StateMachine {
   check(): StateCheck;
-  executedLog(): ExecutedEntries;
+  executedLog(): ExecutedLog;
   /** state_corruption: change the runtime's state behind the shadow's back. */
   corrupt(rng: Rng): unknown;
 }

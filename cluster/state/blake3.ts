@@ -67,7 +67,12 @@ export function blake3Hex(input: Uint8Array | string): string {
   return hex;
 }
 
-/** Lowercase hex of bytes, for callers that hold a binary digest. */
+const hexScratch = Buffer.alloc(32);
+
+/** Lowercase hex of bytes. Digests go through a reused buffer: wrapping each one in a new Buffer
+ * cost more than the hash on the per-transition path. */
 export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  if (bytes.length !== hexScratch.length) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  hexScratch.set(bytes);
+  return hexScratch.toString('hex');
 }

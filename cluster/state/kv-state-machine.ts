@@ -80,10 +80,10 @@ export class KvStateMachine implements StateMachine {
   digest(): string {
     if (this.cachedDigest !== null) return this.cachedDigest;
     const input = this.digestInput;
-    for (let i = 0; i < LIMBS; i++) input.writeUInt32LE(this.accumulator[i] ?? 0, ACC_OFFSET + 4 * i);
+    for (let i = 0; i < LIMBS; i++) writeU32LE(input, ACC_OFFSET + 4 * i, this.accumulator[i] ?? 0);
     const count = this.entries.size;
-    input.writeUInt32LE(count >>> 0, COUNT_OFFSET);
-    input.writeUInt32LE(Math.floor(count / 0x1_0000_0000), COUNT_OFFSET + 4);
+    writeU32LE(input, COUNT_OFFSET, count >>> 0);
+    writeU32LE(input, COUNT_OFFSET + 4, Math.floor(count / 0x1_0000_0000));
     this.cachedDigest = blake3Hex(input);
     return this.cachedDigest;
   }
@@ -146,22 +146,41 @@ export class KvStateMachine implements StateMachine {
     this.cachedDigest = null;
   }
 
+  /** Keys and values are mostly ASCII: copying short ASCII by hand beats a native call. */
+  private writeUtf8(text: string, at: number): number {
+    const buf = this.scratch;
+    const length = text.length;
+    for (let i = 0; i < length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) return buf.write(text, at, 'utf8');
+      buf[at + i] = code;
+    }
+    return length;
+  }
+
   private entryHashInto(key: string, value: string, out: Uint32Array): void {
     // 3 bytes per UTF-16 unit bounds UTF-8 length (surrogate pairs: 4 bytes for 2 units).
     const worst = 8 + 3 * (key.length + value.length);
     if (this.scratch.length < worst) this.scratch = Buffer.allocUnsafe(Math.max(worst, 2 * this.scratch.length));
     const buf = this.scratch;
-    const keyBytes = buf.write(key, 4, 'utf8');
-    buf.writeUInt32LE(keyBytes, 0);
+    const keyBytes = this.writeUtf8(key, 4);
+    writeU32LE(buf, 0, keyBytes);
     const valueAt = 4 + keyBytes;
-    const valueBytes = buf.write(value, valueAt + 4, 'utf8');
-    buf.writeUInt32LE(valueBytes, valueAt);
+    const valueBytes = this.writeUtf8(value, valueAt + 4);
+    writeU32LE(buf, valueAt, valueBytes);
     const h = blake3Bytes(buf.subarray(0, valueAt + 4 + valueBytes));
     for (let i = 0; i < LIMBS; i++) {
       const o = 4 * i;
       out[i] = (h[o] ?? 0) | ((h[o + 1] ?? 0) << 8) | ((h[o + 2] ?? 0) << 16) | ((h[o + 3] ?? 0) << 24);
     }
   }
+}
+
+function writeU32LE(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value;
+  bytes[at + 1] = value >>> 8;
+  bytes[at + 2] = value >>> 16;
+  bytes[at + 3] = value >>> 24;
 }
 
 function addLimbs(acc: Uint32Array, h: Uint32Array): void {

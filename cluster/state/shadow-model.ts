@@ -102,16 +102,27 @@ export class ShadowModel {
     this.digestHex = null;
   }
 
+  /** UTF-8 bytes of `text` at `offset`; pure ASCII is copied directly (the common case, and
+   * cheaper than TextEncoder's native call for short strings). */
+  private encode(text: string, offset: number): number {
+    let ascii = true;
+    for (let i = 0; i < text.length && ascii; i++) ascii = text.charCodeAt(i) < 0x80;
+    if (!ascii) return this.encoder.encodeInto(text, this.buffer.subarray(offset)).written;
+    const out = this.buffer;
+    for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i);
+    return text.length;
+  }
+
   private entryHashInto(key: string, value: string, limbs: Limbs): void {
     const needed = 8 + 3 * (key.length + value.length);
     if (this.buffer.length < needed) {
       this.buffer = new Uint8Array(needed * 2);
       this.view = new DataView(this.buffer.buffer);
     }
-    const keyLength = this.encoder.encodeInto(key, this.buffer.subarray(4)).written;
+    const keyLength = this.encode(key, 4);
     this.view.setUint32(0, keyLength, true);
     const valueStart = 8 + keyLength;
-    const valueLength = this.encoder.encodeInto(value, this.buffer.subarray(valueStart)).written;
+    const valueLength = this.encode(value, valueStart);
     this.view.setUint32(4 + keyLength, valueLength, true);
     const digest = blake3Bytes(this.buffer.subarray(0, valueStart + valueLength));
     for (let i = 0; i < LIMB_COUNT; i++) limbs[i] = (digest[2 * i] as number) + 256 * (digest[2 * i + 1] as number);

@@ -265,7 +265,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
         return;
       case 'req':
         this.receivedSinceRecord++;
-        if (!this.clientWriters.has(frame.r.clientId)) this.clientWriters.set(frame.r.clientId, writer);
+        this.clientWriters.set(frame.r.clientId, writer);
         this.replica.onClientRequest(frame.r);
         return;
       case 'hello':

@@ -16,6 +16,14 @@ export interface KafkaTransportOptions {
   readonly producerRetryMs?: number;
   /** Fail fast when the broker is not there at all (tests, `lattice collect` start-up). */
   readonly connectionTimeoutMs?: number;
+  /** Producer batch compression. gzip by default (kafkajs has no other built-in codec). */
+  readonly compression?: 'gzip' | 'none';
+  /** Consumer fetch bounds: most bytes per partition per fetch, and how long the broker may wait for `fetchMinBytes`. */
+  readonly fetchMaxBytesPerPartition?: number;
+  readonly fetchMinBytes?: number;
+  readonly fetchMaxWaitMs?: number;
+  /** Partitions whose batches are handled at once (the collector stores them in one insert). */
+  readonly partitionsConsumedConcurrently?: number;
 }
 
 export class KafkaTransport implements Transport {
@@ -73,7 +81,7 @@ export class KafkaTransport implements Transport {
     return {
       send: async (topic, messages) => {
         try {
-          await producer.send({ topic, compression: CompressionTypes.GZIP, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
+          await producer.send({ topic, compression: this.options.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
         } catch (cause) {
           throw new TransportError('TRANSPORT_FAILED', `send to ${topic} failed: ${(cause as Error).message}`, { retriable: true, cause });
         }
@@ -86,7 +94,16 @@ export class KafkaTransport implements Transport {
   }
 
   async createConsumer(options: ConsumerOptions): Promise<TransportConsumer> {
-    const consumer: Consumer = this.kafka.consumer({ groupId: options.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, retry: { retries: 10 } });
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      retry: { retries: 10 },
+      maxBytesPerPartition: this.options.fetchMaxBytesPerPartition ?? 4 * 1024 * 1024,
+      maxBytes: 4 * (this.options.fetchMaxBytesPerPartition ?? 4 * 1024 * 1024),
+      minBytes: this.options.fetchMinBytes ?? 1,
+      maxWaitTimeInMs: this.options.fetchMaxWaitMs ?? 500,
+    });
     try {
       await consumer.connect();
       for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning });
@@ -99,8 +116,9 @@ export class KafkaTransport implements Transport {
       run: async (onBatch) => {
         await consumer.run({
           autoCommit: false,
+          partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
           eachBatchAutoResolve: false,
-          eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+          eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
             if (!isRunning() || isStale() || batch.messages.length === 0) return;
             await onBatch({
               topic: batch.topic,
@@ -108,6 +126,9 @@ export class KafkaTransport implements Transport {
               messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0) })),
               heartbeat,
             });
+            // Advance the fetch position too: without it, a concurrent fetch (more than one
+            // partition in flight) reads the handled batch again.
+            resolveOffset(batch.lastOffset());
             const next = (BigInt(batch.lastOffset()) + 1n).toString();
             await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
             await heartbeat();

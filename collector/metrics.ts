@@ -1,0 +1,87 @@
+/**
+ * Prometheus metrics of one collector, fed by its typed events, on a registry of its own (two
+ * collectors in one process, as in tests, do not collide). Consumer lag is read from the
+ * transport when scraped, so it costs nothing between scrapes.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Collector } from './collector.ts';
+import { DEAD_LETTER_REASONS } from './decode.ts';
+
+export interface CollectorMetricsOptions {
+  /** Messages in the topic not yet committed by the group. */
+  readonly lag: () => Promise<number>;
+  readonly labels?: Record<string, string>;
+  /** Also export the process metrics (CPU, RSS, event-loop lag). */
+  readonly processMetrics?: boolean;
+}
+
+export class CollectorMetrics {
+  readonly registry = new Registry();
+
+  constructor(collector: Collector, options: CollectorMetricsOptions) {
+    if (options.labels) this.registry.setDefaultLabels(options.labels);
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    const consumed = new Counter({ name: 'lattice_collector_records_consumed_total', help: 'Records read from the transitions topic (valid or not).', registers });
+    const stored = new Counter({ name: 'lattice_collector_records_stored_total', help: 'Records written to the store (redeliveries included; the table deduplicates).', registers });
+    const dead = new Counter({ name: 'lattice_collector_records_dead_lettered_total', help: 'Records sent to the dead-letter topic, by reason.', labelNames: ['reason'], registers });
+    for (const reason of DEAD_LETTER_REASONS) dead.inc({ reason }, 0);
+    const retries = new Counter({ name: 'lattice_collector_store_retries_total', help: 'Insert attempts retried because the store was unavailable.', registers });
+    const batches = new Counter({ name: 'lattice_collector_batches_committed_total', help: 'Transport batches handled and committed.', registers });
+    const insertRows = new Histogram({ name: 'lattice_collector_insert_rows', help: 'Rows per insert into the store.', buckets: [1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000], registers });
+    const insertSeconds = new Histogram({ name: 'lattice_collector_insert_duration_seconds', help: 'Time to store one insert, retries included.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
+    new Gauge({
+      name: 'lattice_collector_consumer_lag',
+      help: 'Messages in the transitions topic not yet committed by this consumer group.',
+      registers,
+      async collect() {
+        try {
+          this.set(await options.lag());
+        } catch {
+          // Keep the last value: a scrape must not fail because the broker is briefly away.
+        }
+      },
+    });
+    collector.on('batch_handled', (b) => {
+      consumed.inc(b.messages);
+      batches.inc();
+    });
+    collector.on('batch_stored', (b) => {
+      stored.inc(b.rows);
+      insertRows.observe(b.rows);
+      insertSeconds.observe(b.insertMs / 1_000);
+    });
+    collector.on('dead_lettered', (letter) => dead.inc({ reason: letter.reason }));
+    collector.on('store_retry', () => retries.inc());
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Serves `/metrics` over HTTP; port 0 picks a free port (see the returned url). */
+  async serve(port: number, host = '0.0.0.0'): Promise<{ url: string; close(): Promise<void> }> {
+    const server: Server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404).end('not found; try /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+        (error: unknown) => res.writeHead(500).end(`${(error as Error).message}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    return {
+      url: `http://${shownHost}:${address.port}/metrics`,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+}

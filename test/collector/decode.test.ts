@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { decodeRecord, deadLetterOf } from '../../collector/decode.ts';
+import { isCertainlyValidRecord } from '../../collector/fast-validate.ts';
+import { createRng } from '../../core/rng.ts';
+import { validateTraceRecord } from '../../core/trace-schema.ts';
+import { makeRecord } from '../support/records.ts';
+
+const MAX = 64 * 1024;
+const bytes = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
+
+describe('decodeRecord', () => {
+  it('accepts a valid record and keeps its original bytes as the row', () => {
+    const value = bytes(makeRecord({ faults: ['crash'], faulty_nodes: [1] }));
+    const decoded = decodeRecord(value, MAX);
+    expect(decoded.ok).toBe(true);
+    if (decoded.ok) expect(decoded.row).toBe(value);
+  });
+
+  it('re-encodes a valid pretty-printed record onto one line', () => {
+    const decoded = decodeRecord(Buffer.from(JSON.stringify(makeRecord(), null, 2)), MAX);
+    expect(decoded.ok && decoded.row.includes(0x0a)).toBe(false);
+    expect(decoded.ok && JSON.parse(decoded.row.toString())).toEqual(makeRecord());
+  });
+
+  const cases: [string, Buffer, string, string?][] = [
+    ['truncated JSON', bytes(JSON.stringify(makeRecord()).slice(0, 40)), 'malformed_json'],
+    ['empty message', Buffer.alloc(0), 'malformed_json'],
+    ['wrong type', bytes({ ...makeRecord(), node: 'zero' }), 'schema_invalid', 'node'],
+    ['missing field', bytes((({ ts_us: _t, ...rest }) => rest)(makeRecord())), 'schema_invalid', 'ts_us'],
+    ['unknown protocol', bytes({ ...makeRecord(), protocol: 'raft' }), 'schema_invalid', 'protocol'],
+    ['phase of the other protocol', bytes({ ...makeRecord(), phase: 'pre_accept' }), 'schema_invalid', 'phase'],
+    ['unknown field', bytes({ ...makeRecord(), extra: 1 }), 'schema_invalid', 'extra'],
+    ['not an object', bytes([1, 2, 3]), 'schema_invalid'],
+    ['oversized', bytes({ ...makeRecord(), run_id: 'x'.repeat(MAX) }), 'oversized'],
+  ];
+  for (const [label, value, reason, path] of cases) {
+    it(`rejects ${label} as ${reason}`, () => {
+      const decoded = decodeRecord(value, MAX);
+      expect(decoded.ok).toBe(false);
+      if (decoded.ok) return;
+      expect(decoded.reason).toBe(reason);
+      expect(decoded.errors.length).toBeGreaterThan(0);
+      if (path) expect(decoded.errors.map((e) => e.path).join(' ')).toContain(path);
+    });
+  }
+
+  it('builds a dead letter with the source position and a bounded copy of the bytes', () => {
+    const value = Buffer.alloc(40 * 1024, 'a');
+    const letter = deadLetterOf({ topic: 't', partition: 2, offset: '41', key: 'k', value }, 'oversized', [{ path: '', message: 'too big' }]);
+    expect(letter.source).toEqual({ topic: 't', partition: 2, offset: '41', key: 'k' });
+    expect(letter.raw_bytes).toBe(40 * 1024);
+    expect(letter.raw_truncated).toBe(true);
+    expect(letter.raw.length).toBe(16 * 1024);
+  });
+});
+
+describe('fast validation is sound: it never accepts what the schema rejects', () => {
+  it('agrees with zod on valid records and on thousands of mutations', () => {
+    const rng = createRng('fast-validate');
+    const odd: unknown[] = [-1, 1.5, '1', null, undefined, true, [], {}, 70_000, 2 ** 60, Number.NaN, 'pbft', 'commit', 'crash', 'g'.repeat(64), 'x'.repeat(300), ''];
+    const base = makeRecord({ node: 3, node_seq: 7, faults: ['crash', 'drop'], faulty_nodes: [1, 2] }) as unknown as Record<string, unknown>;
+    const keys = [...Object.keys(base), 'extra'];
+    let accepted = 0;
+    expect(isCertainlyValidRecord(base)).toBe(true);
+    for (let i = 0; i < 5_000; i++) {
+      const mutated: Record<string, unknown> = { ...base };
+      const key = keys[rng.int(keys.length)]!;
+      const choice = rng.int(odd.length + 2);
+      if (choice === odd.length) delete mutated[key];
+      else if (choice === odd.length + 1) mutated[key] = Array.isArray(base[key]) ? [odd[rng.int(odd.length)]] : base[key];
+      else mutated[key] = odd[choice];
+      const shown = `${key}=${String(mutated[key])}`;
+      if (isCertainlyValidRecord(mutated)) {
+        accepted++;
+        expect(validateTraceRecord(mutated).ok, shown).toBe(true);
+      }
+    }
+    expect(accepted).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The collector service (what `lattice collect` runs) on the in-process transport and the
+ * embedded engine: ingest, features refreshed, Prometheus metrics scraped, graceful stop.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchingProducerSink } from '../../collector/producer-sink.ts';
+import { runCollectorService, type CollectorServiceHandle } from '../../collector/run.ts';
+import { InProcessTransport } from '../../collector/transport/in-process.ts';
+import { loadConfig } from '../../core/config.ts';
+import { StoreError } from '../../core/errors.ts';
+import { silentLogger } from '../../core/logging.ts';
+import type { Store } from '../../store/client.ts';
+import { readFeatureRows } from '../../store/features.ts';
+import { countTransitions } from '../../store/transitions.ts';
+import { makeRecord, makeRecords } from '../support/records.ts';
+import { openTestStore } from '../support/store.ts';
+import { waitFor } from './pipeline-support.ts';
+
+const metric = (text: string, name: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(name) && !l.startsWith('#'));
+  return line === undefined ? Number.NaN : Number(line.split(' ').at(-1));
+};
+
+describe('collector service (in-process transport, embedded store)', () => {
+  let store: Store;
+  let service: CollectorServiceHandle;
+  const transport = new InProcessTransport({ defaultPartitions: 4 });
+  const abort = new AbortController();
+  let outage = true;
+  const config = loadConfig({ overrides: { collector: { group_id: 'svc-test', batch_rows_max: 400, flush_interval_ms: 50 }, transport: { partitions: 4 } } });
+
+  beforeAll(async () => {
+    store = await openTestStore();
+    service = await runCollectorService({
+      config,
+      logger: silentLogger,
+      store,
+      transport,
+      signal: abort.signal,
+      handleSignals: false,
+      metricsPort: 0,
+      metricsHost: '127.0.0.1',
+      featuresIntervalMs: 100,
+      retry: { initialDelayMs: 10, maxDelayMs: 50, multiplier: 2, attemptsMax: Number.POSITIVE_INFINITY },
+      wrapWriter: (writer) => ({
+        async write(records, rows) {
+          if (outage) throw new StoreError('STORE_UNAVAILABLE', 'simulated outage', { retriable: true });
+          await writer.write(records, rows);
+        },
+      }),
+    });
+  });
+  afterAll(async () => {
+    abort.abort();
+    await service?.stopped;
+    await store?.close();
+  });
+
+  it('ingests, refreshes features, and serves metrics: lag, batch sizes, insert latency, DLQ by reason, retries', async () => {
+    const producer = await transport.createProducer();
+    const sink = new BatchingProducerSink(producer, { topic: config.transport.topic, batchRecordsMax: 200 });
+    const records = makeRecords('svc-run', 2_000, 4);
+    await sink.write(records);
+    await sink.flush();
+    await producer.send(config.transport.topic, [{ key: 'bad', value: '{"truncated": ' }]);
+
+    await waitFor(() => service.stats.storeRetries >= 2, 10_000, 'retries during the outage');
+    const during = await (await fetch(service.metricsUrl)).text();
+    expect(metric(during, 'lattice_collector_consumer_lag')).toBeGreaterThan(0);
+    outage = false;
+
+    await waitFor(async () => (await transport.lag('svc-test', config.transport.topic)) === 0, 20_000, 'the service to drain');
+    expect(await countTransitions(store, 'svc-run')).toBe(records.length);
+    await service.refreshFeatures();
+    const features = await readFeatureRows<{ transitions: string }>(store, { runId: 'svc-run', level: 'cluster' });
+    expect(features.reduce((sum, row) => sum + Number(row.transitions), 0)).toBe(records.length);
+
+    const res = await fetch(service.metricsUrl);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(metric(text, 'lattice_collector_consumer_lag')).toBe(0);
+    expect(metric(text, 'lattice_collector_records_stored_total')).toBe(records.length);
+    expect(metric(text, 'lattice_collector_records_consumed_total')).toBe(records.length + 1);
+    expect(text).toMatch(/lattice_collector_records_dead_lettered_total\{reason="malformed_json",group="svc-test"\} 1/);
+    expect(text).toMatch(/lattice_collector_records_dead_lettered_total\{reason="oversized",group="svc-test"\} 0/);
+    expect(metric(text, 'lattice_collector_store_retries_total')).toBeGreaterThanOrEqual(2);
+    expect(metric(text, 'lattice_collector_insert_rows_count')).toBeGreaterThan(0);
+    expect(metric(text, 'lattice_collector_insert_rows_sum')).toBe(records.length);
+    expect(metric(text, 'lattice_collector_insert_duration_seconds_count')).toBeGreaterThan(0);
+    expect(text).toContain('process_resident_memory_bytes');
+    expect((await fetch(service.metricsUrl.replace('/metrics', '/nope'))).status).toBe(404);
+  });
+
+  it('stops gracefully on abort: features of the last records refreshed, endpoint closed', async () => {
+    const producer = await transport.createProducer();
+    const late = makeRecord({ run_id: 'svc-late', node: 0, node_seq: 0 });
+    await producer.send(config.transport.topic, [{ key: 'svc-late/0', value: JSON.stringify(late) }]);
+    await waitFor(async () => (await countTransitions(store, 'svc-late')) === 1, 10_000, 'the late record');
+    abort.abort();
+    await service.stopped;
+    expect(service.collector.currentState).toBe('stopped');
+    expect(await readFeatureRows(store, { runId: 'svc-late', level: 'node' })).toHaveLength(1);
+    await expect(fetch(service.metricsUrl)).rejects.toThrow();
+  });
+});
