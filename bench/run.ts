@@ -3,14 +3,11 @@
  * one JSON object. Speed targets live here, never as timed assertions in tests.
  * `npm run bench -- sim ingest` runs a subset (sim, ingest, tcp).
  */
-import { benchClusterSim } from './cluster-sim.ts';
-import { benchClusterTcp } from './cluster-tcp.ts';
-import { benchIngest } from './ingest.ts';
-
+// Loaded lazily: each suite pulls in different engines (chdb, child processes).
 const SUITES: Record<string, () => Promise<Record<string, unknown>>> = {
-  sim: () => benchClusterSim(),
-  ingest: () => benchIngest({}),
-  tcp: () => benchClusterTcp(),
+  sim: async () => (await import('./cluster-sim.ts')).benchClusterSim(),
+  ingest: async () => (await import('./ingest.ts')).benchIngest({}),
+  tcp: async () => (await import('./cluster-tcp.ts')).benchClusterTcp(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -266,9 +266,15 @@ export class EpaxosReplica implements Replica {
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
-    // Once committed the value is fixed, and Paxos guarantees a higher ballot carries the same one.
-    const ok = this.isCommitted(rec) || m.ballot >= rec.promised;
-    if (ok && !this.isCommitted(rec)) this.vote(rec, attrs, 'accepted', m.ballot);
+    // Never vote for a committed instance: a stale proposer (say a leader back from a partition)
+    // would count the vote for its own value. Tell it the committed value instead.
+    if (this.isCommitted(rec) && rec.attrs !== null) {
+      const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), ...this.where(rec.id), ...this.wire(rec.attrs) };
+      this.env.send(m.from, this.env.auth.sign(msg));
+      return;
+    }
+    const ok = m.ballot >= rec.promised;
+    if (ok) this.vote(rec, attrs, 'accepted', m.ballot);
     const reply: AcceptReplyMessage = { type: 'ACCEPT_REPLY', from: this.id, ballot: m.ballot, ...this.where(m), ok, promised: rec.promised };
     this.env.send(m.from, this.env.auth.sign(reply));
     this.env.trace({ phase: 'accept_reply', ...this.traceOf(m, m.ballot, attrs) });

@@ -5,9 +5,9 @@
  * by client id (see wire.ts `hello`).
  *
  * Workload: each operation is a read with probability `readRatio`, else a write. With probability
- * `conflictRate` it touches one of `keys` keys shared by all clients, otherwise one of `keys`
- * keys private to its client, so conflictRate directly sets how often two clients' commands can
- * interfere (what drives EPaxos off its fast path).
+ * `conflictRate` it touches the one hot key all clients share, otherwise one of `keys` keys
+ * private to its client: the EPaxos paper's definition of conflict rate, which directly sets how
+ * often two clients' commands interfere (what drives EPaxos off its fast path).
  */
 import { randomInt } from 'node:crypto';
 import { systemClock } from '../../core/clock.ts';
@@ -290,11 +290,13 @@ class LoadClient implements ClientEnv {
   private operation(requestId: number): Operation {
     const { keys = 16, readRatio = 0.5, conflictRate = 0 } = this.run.opts;
     const keyspace = Math.max(1, keys);
-    const key = this.rng.next() < conflictRate ? `k${this.rng.int(keyspace)}` : `c${this.clientId}-k${this.rng.int(keyspace)}`;
+    const key = this.rng.next() < conflictRate ? HOT_KEY : `c${this.clientId}-k${this.rng.int(keyspace)}`;
     if (this.rng.next() < readRatio) return { kind: 'read', key };
     return { kind: 'write', key, value: `c${this.clientId}r${requestId}` };
   }
 }
+
+const HOT_KEY = 'hot';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((ok) => setTimeout(ok, ms));

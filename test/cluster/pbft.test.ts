@@ -588,7 +588,7 @@ describe('pbft checkpoints and state transfer', () => {
 
 describe('pbft under chaos', () => {
   const seeds = Number(process.env.LATTICE_PBFT_SEEDS ?? 12);
-  it(`stays safe and live over ${seeds} seeds of loss, duplication, crashes and partitions`, () => {
+  it(`stays safe and live over ${seeds} seeds of loss, duplication, crashes and partitions`, { timeout: Math.max(60_000, seeds * 1_000) }, () => {
     const first = Number(process.env.LATTICE_PBFT_FIRST_SEED ?? 100);
     for (let seed = first; seed < first + seeds; seed++) {
       const n = seed % 3 === 0 ? 7 : 4;

@@ -37,6 +37,18 @@ describe('BLAKE3 (hash-wasm) against the official test vectors', () => {
     expect(blake3Hex(padded.subarray(5, 1030))).toBe(OFFICIAL_VECTORS[4]?.[1]);
   });
 
+  it('never answers from a stale memo', () => {
+    const input = vectorInput(53);
+    const first = blake3Hex(input);
+    expect(blake3Hex(input)).toBe(first);
+    input[52] = (input[52] ?? 0) ^ 1;
+    const second = blake3Hex(input);
+    expect(second).not.toBe(first);
+    expect(second).toBe(toHex(blake3Bytes(input)));
+    input[52] = (input[52] ?? 0) ^ 1;
+    expect(blake3Hex(input)).toBe(first);
+  });
+
   it('hashes strings as UTF-8', () => {
     expect(blake3Hex('é')).toBe(blake3Hex(new Uint8Array([0xc3, 0xa9])));
   });

@@ -10,7 +10,9 @@ beforeAll(async () => {
   await initBlake3();
 });
 
-const KEYS = ['a', 'b', 'c', 'ключ', '😀', '', 'long-key-'.repeat(20), '__proto__', '1', 'constructor'];
+// Includes non-ASCII, a lone surrogate (encoded as U+FFFD by every UTF-8 path) and names that
+// would collide with object internals in a careless store.
+const KEYS = ['a', 'b', 'c', 'ключ', '😀', '', 'long-key-'.repeat(20), '__proto__', '1', 'constructor', 'x\ud800y'];
 
 function randomOp(rng: Rng): Operation {
   const key = KEYS[rng.int(KEYS.length)] ?? 'a';
