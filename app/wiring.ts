@@ -1,28 +1,15 @@
 /**
- * The composition root's building blocks: the one place that turns configuration into concrete
- * transports, stores and sinks. Modules below never choose their own implementations.
+ * The composition root's building blocks: configuration in, concrete transports and writers out.
+ * The collector owns how its transport and store writer are built; the root reuses exactly those,
+ * so the demo and `lattice collect` ingest through the same code.
  */
 import type { LatticeConfig } from '../core/config.ts';
-import type { Logger } from '../core/logging.ts';
-import type { RecordWriter } from '../collector/collector.ts';
-import { InProcessTransport } from '../collector/transport/in-process.ts';
-import { KafkaTransport } from '../collector/transport/kafka.ts';
-import type { Transport } from '../collector/transport/transport.ts';
-import type { Store } from '../store/client.ts';
-import { insertTransitions } from '../store/transitions.ts';
+import type { TopicSpec } from '../collector/transport/transport.ts';
 
-export function createTransport(config: LatticeConfig, logger: Logger): Transport {
-  if (config.transport.kind === 'kafka') {
-    return new KafkaTransport({ brokers: config.transport.brokers, clientId: config.transport.client_id, logger: logger.child({ component: 'kafka' }) });
-  }
-  return new InProcessTransport({ defaultPartitions: config.transport.partitions });
-}
+export { transportFromConfig as createTransport } from '../collector/run.ts';
+export { storeRecordWriter as storeWriter } from '../collector/store-writer.ts';
 
-export function storeWriter(store: Store): RecordWriter {
-  return { write: (records) => insertTransitions(store, records) };
-}
-
-export function topicsOf(config: LatticeConfig) {
+export function topicsOf(config: LatticeConfig): TopicSpec[] {
   return [
     { name: config.transport.topic, partitions: config.transport.partitions },
     { name: config.transport.dlq_topic, partitions: 1 },

@@ -6,6 +6,7 @@
  */
 import type { TraceSink } from '../core/sink.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
+import { encodeRecord } from './encode.ts';
 import type { OutgoingMessage, TransportProducer } from './transport/transport.ts';
 
 export interface ProducerSinkOptions {
@@ -30,7 +31,7 @@ export class ProducerSink implements TraceSink {
     const chunk = this.options.sendRecordsMax ?? 1_000;
     for (let start = 0; start < records.length; start += chunk) {
       const messages: OutgoingMessage[] = [];
-      for (const record of records.slice(start, start + chunk)) messages.push({ key: recordKey(record), value: JSON.stringify(record) });
+      for (const record of records.slice(start, start + chunk)) messages.push({ key: recordKey(record), value: encodeRecord(record) });
       await this.producer.send(this.options.topic, messages);
       this.sent += messages.length;
     }
@@ -95,7 +96,7 @@ export class BatchingProducerSink implements TraceSink {
         await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
         this.throwIfFailed();
       }
-      this.waiting.push({ key: recordKey(record), value: JSON.stringify(record) });
+      this.waiting.push({ key: recordKey(record), value: encodeRecord(record) });
     }
     this.kick(false);
   }
