@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
-import { deadLetterOf, decodeRecord, type DeadLetter } from './decode.ts';
+import { deadLetterOf, decodeMessage, type DeadLetter } from './decode.ts';
 import { GroupCommitWriter, type Chunk } from './group-commit.ts';
 import { STORE_RETRY, type RetryPolicy } from './retry.ts';
 import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
@@ -47,6 +47,7 @@ export interface CollectorOptions {
 }
 
 export interface CollectorStats {
+  /** Records read, valid or not (redeliveries count again). */
   consumed: number;
   stored: number;
   deadLettered: number;
@@ -61,7 +62,8 @@ export interface CollectorStats {
 /** Typed events; they cost nothing when nobody listens, and feed the Prometheus metrics. */
 export interface CollectorEvents {
   batch_stored: [{ rows: number; insertMs: number }];
-  batch_handled: [{ topic: string; partition: number; messages: number; records: TraceRecord[] }];
+  /** `consumed`: records read (valid or not); a message may bundle several. */
+  batch_handled: [{ topic: string; partition: number; messages: number; consumed: number; records: TraceRecord[] }];
   dead_lettered: [DeadLetter];
   store_retry: [{ attempt: number; delayMs: number; error: unknown }];
 }
@@ -147,15 +149,18 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private async handle(batch: IncomingBatch): Promise<void> {
     const records: TraceRecord[] = [];
     const rows: Buffer[] = [];
-    const sources: IncomingMessage[] = [];
+    const sources: { message: IncomingMessage; index: number; bytes: Buffer }[] = [];
     const dead: DeadLetter[] = [];
+    let consumed = 0;
     for (const message of batch.messages) {
-      const decoded = decodeRecord(message.value, this.options.recordBytesMax);
-      if (decoded.ok) {
-        records.push(decoded.record);
-        rows.push(decoded.row);
-        sources.push(message);
-      } else dead.push(deadLetterOf(message, decoded.reason, decoded.errors));
+      for (const decoded of decodeMessage(message.value, this.options.recordBytesMax)) {
+        consumed++;
+        if (decoded.ok) {
+          records.push(decoded.record);
+          rows.push(decoded.row);
+          sources.push({ message, index: decoded.index, bytes: decoded.bytes });
+        } else dead.push(deadLetterOf(message, decoded.reason, decoded.errors, decoded.index, decoded.bytes));
+      }
     }
     const chunks: Chunk[] = [];
     const step = this.options.batchRowsMax;
@@ -167,12 +172,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
       // Unavailable (and shutting down): rethrow, so the batch stays uncommitted and is redelivered.
       if (!(error instanceof LatticeError) || error.retriable) throw error;
       this.options.logger.error('store rejected rows; dead-lettering them', { rows: chunks[i]!.records.length, error });
-      for (const message of sources.slice(i * step, (i + 1) * step)) dead.push(deadLetterOf(message, 'store_rejected', [{ path: '', message: error.message }]));
+      for (const source of sources.slice(i * step, (i + 1) * step)) dead.push(deadLetterOf(source.message, 'store_rejected', [{ path: '', message: error.message }], source.index, source.bytes));
     }
     if (dead.length > 0) await this.deadLetter(dead);
-    this.stats.consumed += batch.messages.length;
+    this.stats.consumed += consumed;
     this.stats.batches++;
-    this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, records });
+    this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, consumed, records });
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {

@@ -32,12 +32,45 @@ export function decodeRecord(value: Buffer, recordBytesMax: number): Decoded {
   return result.ok ? { ok: true, record: result.value, row: Buffer.from(JSON.stringify(result.value)) } : { ok: false, reason: 'schema_invalid', errors: result.errors };
 }
 
+/** One record of a message, decoded, with its position in the message (0 for a single record). */
+export type DecodedLine = Decoded & { readonly index: number; readonly bytes: Buffer };
+
+/**
+ * A message carries one record, or several of one node as NDJSON (one per line; producers bundle
+ * them to spare the transport its per-message cost). Each line is decoded on its own, so one bad
+ * record does not sink its neighbours. A single record pretty-printed over several lines is
+ * recognised as one.
+ */
+export function decodeMessage(value: Buffer, recordBytesMax: number): DecodedLine[] {
+  let end = value.length;
+  while (end > 0 && (value[end - 1] === NEWLINE || value[end - 1] === 0x0d)) end--;
+  const body = end === value.length ? value : value.subarray(0, end);
+  if (!body.includes(NEWLINE)) return [{ ...decodeRecord(body, recordBytesMax), index: 0, bytes: body }];
+  const out: DecodedLine[] = [];
+  let start = 0;
+  let index = 0;
+  while (start <= body.length) {
+    let stop = body.indexOf(NEWLINE, start);
+    if (stop < 0) stop = body.length;
+    const line = body.subarray(start, stop);
+    start = stop + 1;
+    if (line.length === 0) continue;
+    out.push({ ...decodeRecord(line, recordBytesMax), index: index++, bytes: line });
+  }
+  if (out.some((d) => !d.ok && d.reason === 'malformed_json') && body.length <= recordBytesMax) {
+    const whole = decodeRecord(body, recordBytesMax);
+    if (whole.ok || whole.reason !== 'malformed_json') return [{ ...whole, index: 0, bytes: body }];
+  }
+  return out;
+}
+
 /** What lands on the dead-letter topic: the reason, where the record came from, and its bytes. */
 export interface DeadLetter {
   readonly reason: DeadLetterReason;
   readonly errors: readonly FieldError[];
-  readonly source: { readonly topic: string; readonly partition: number; readonly offset: string; readonly key: string | null };
-  /** The original bytes as UTF-8, cut to `raw_bytes_max` for oversized records (see raw_bytes). */
+  /** Where the record was: `index` is its line in a message that bundles several (else 0). */
+  readonly source: { readonly topic: string; readonly partition: number; readonly offset: string; readonly key: string | null; readonly index: number };
+  /** The record's original bytes as UTF-8, cut to 16 KiB for oversized records (see raw_bytes). */
   readonly raw: string;
   readonly raw_bytes: number;
   readonly raw_truncated: boolean;
@@ -45,14 +78,14 @@ export interface DeadLetter {
 
 const RAW_BYTES_MAX = 16 * 1024;
 
-export function deadLetterOf(message: IncomingMessage, reason: DeadLetterReason, errors: readonly FieldError[]): DeadLetter {
-  const truncated = message.value.length > RAW_BYTES_MAX;
+export function deadLetterOf(message: IncomingMessage, reason: DeadLetterReason, errors: readonly FieldError[], index = 0, bytes: Buffer = message.value): DeadLetter {
+  const truncated = bytes.length > RAW_BYTES_MAX;
   return {
     reason,
     errors,
-    source: { topic: message.topic, partition: message.partition, offset: message.offset, key: message.key },
-    raw: (truncated ? message.value.subarray(0, RAW_BYTES_MAX) : message.value).toString('utf8'),
-    raw_bytes: message.value.length,
+    source: { topic: message.topic, partition: message.partition, offset: message.offset, key: message.key, index },
+    raw: (truncated ? bytes.subarray(0, RAW_BYTES_MAX) : bytes).toString('utf8'),
+    raw_bytes: bytes.length,
     raw_truncated: truncated,
   };
 }

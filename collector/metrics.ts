@@ -45,7 +45,7 @@ export class CollectorMetrics {
       },
     });
     collector.on('batch_handled', (b) => {
-      consumed.inc(b.messages);
+      consumed.inc(b.consumed);
       batches.inc();
     });
     collector.on('batch_stored', (b) => {

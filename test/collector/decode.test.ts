@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRecord, deadLetterOf } from '../../collector/decode.ts';
+import { decodeMessage, decodeRecord, deadLetterOf } from '../../collector/decode.ts';
 import { encodeRecord } from '../../collector/encode.ts';
 import { isCertainlyValidRecord } from '../../collector/fast-validate.ts';
 import { createRng } from '../../core/rng.ts';
@@ -48,10 +48,28 @@ describe('decodeRecord', () => {
   it('builds a dead letter with the source position and a bounded copy of the bytes', () => {
     const value = Buffer.alloc(40 * 1024, 'a');
     const letter = deadLetterOf({ topic: 't', partition: 2, offset: '41', key: 'k', value }, 'oversized', [{ path: '', message: 'too big' }]);
-    expect(letter.source).toEqual({ topic: 't', partition: 2, offset: '41', key: 'k' });
+    expect(letter.source).toEqual({ topic: 't', partition: 2, offset: '41', key: 'k', index: 0 });
     expect(letter.raw_bytes).toBe(40 * 1024);
     expect(letter.raw_truncated).toBe(true);
     expect(letter.raw.length).toBe(16 * 1024);
+  });
+});
+
+describe('decodeMessage', () => {
+  it('reads a bundle of NDJSON records line by line; a bad line does not sink the others', () => {
+    const a = JSON.stringify(makeRecord({ node_seq: 0 }));
+    const b = JSON.stringify(makeRecord({ node_seq: 1 }));
+    const decoded = decodeMessage(Buffer.from(`${a}\n{"broken\n${b}\n`), MAX);
+    expect(decoded.map((d) => [d.index, d.ok])).toEqual([[0, true], [1, false], [2, true]]);
+    expect(decoded[1]!.ok ? '' : decoded[1]!.reason).toBe('malformed_json');
+    expect(decoded[1]!.bytes.toString()).toBe('{"broken');
+    expect(decoded[2]!.ok && decoded[2]!.row.toString()).toBe(b);
+  });
+
+  it('reads a single record, with or without a trailing newline, and a pretty-printed one', () => {
+    expect(decodeMessage(bytes(makeRecord()), MAX).map((d) => d.ok)).toEqual([true]);
+    expect(decodeMessage(Buffer.from(JSON.stringify(makeRecord()) + '\n'), MAX).map((d) => d.ok)).toEqual([true]);
+    expect(decodeMessage(Buffer.from(JSON.stringify(makeRecord(), null, 2)), MAX).map((d) => d.ok)).toEqual([true]);
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { decodeMessage } from '../../collector/decode.ts';
 import { BatchingProducerSink, ProducerSink, recordKey } from '../../collector/producer-sink.ts';
 import type { OutgoingMessage, TransportProducer } from '../../collector/transport/transport.ts';
 import { TransportError } from '../../core/errors.ts';
@@ -25,7 +26,7 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 describe('BatchingProducerSink', () => {
   it('batches small writes, keys by run and node, keeps order, and flushes the rest', async () => {
     const { producer, sends, release } = gatedProducer();
-    const sink = new BatchingProducerSink(producer, { topic: 't', batchRecordsMax: 100, lingerMs: 10_000 });
+    const sink = new BatchingProducerSink(producer, { topic: 't', batchRecordsMax: 100, lingerMs: 10_000, recordsPerMessageMax: 1 });
     const records = makeRecords('run-p', 250, 3);
     for (let i = 0; i < records.length; i += 5) await sink.write(records.slice(i, i + 5));
     expect(sends.length).toBe(1);
@@ -41,6 +42,22 @@ describe('BatchingProducerSink', () => {
     expect(all.map((m) => m.value)).toEqual(records.map((r) => JSON.stringify(r)));
     expect(all[4]!.key).toBe(recordKey(records[4]!));
     expect(sink.recordsSent).toBe(250);
+  });
+
+  it('bundles one node\'s records into NDJSON messages, in order, and the collector decodes them back', async () => {
+    const { producer, sends, release } = gatedProducer();
+    const sink = new BatchingProducerSink(producer, { topic: 't', batchRecordsMax: 1_000, recordsPerMessageMax: 10 });
+    const records = makeRecords('run-b', 90, 3);
+    await sink.write(records);
+    const flushed = sink.flush();
+    release();
+    await flushed;
+    const messages = sends.flat();
+    expect(messages.length).toBe(9);
+    for (const node of [0, 1, 2]) {
+      const ofNode = messages.filter((m) => m.key === `run-b/${node}`).flatMap((m) => decodeMessage(Buffer.from(m.value), 64 * 1024));
+      expect(ofNode.map((d) => (d.ok ? d.record.node_seq : -1))).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    }
   });
 
   it('applies backpressure: a write waits while the buffer is full, memory stays bounded', async () => {
