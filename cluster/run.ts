@@ -4,7 +4,6 @@
  * checks safety. Trace records go to the sink in batches, awaited (backpressure), and are hashed
  * in emission order: the same seed and scenario give the same traceHash, byte for byte.
  */
-import { createBLAKE3 } from 'hash-wasm';
 import { LatticeError, ScenarioError } from '../core/errors.ts';
 import type { TraceSink } from '../core/sink.ts';
 import type { Protocol } from '../core/trace-schema.ts';
@@ -21,6 +20,7 @@ import type { NetworkStats } from './sim/network.ts';
 import type { FaultLogEntry } from './chaos/engine.ts';
 import { SIM_EPOCH_US } from './sim/simulator.ts';
 import { initBlake3 } from './state/blake3.ts';
+import { TraceHasher } from './sim/trace-hash.ts';
 import { VerifiedStateMachine } from './state/verified-state-machine.ts';
 
 export interface RunOptions {
@@ -49,7 +49,7 @@ export interface RunResult {
   readonly scenario: string;
   /** Trace records emitted (all of them were written to the sink). */
   readonly records: number;
-  /** BLAKE3-256 over each record's JSON plus a newline, in emission order. */
+  /** BLAKE3-256 over every record's canonical binary encoding (sim/trace-hash.ts), in emission order. */
   readonly traceHash: string;
   readonly history: readonly HistoryEvent[];
   readonly executedLogs: ReadonlyMap<NodeId, ExecutedLog>;
@@ -91,8 +91,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH);
   const replay = `seed=${seed} protocol=${protocol.name} scenario=${scenario.name}`;
   await initBlake3();
-  const hasher = await createBLAKE3(256);
-  hasher.init();
+  const hasher = await TraceHasher.create();
 
   const cluster = new SimCluster({
     runId,
@@ -125,10 +124,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const flush = async (): Promise<void> => {
     if (cluster.pendingRecords.length === 0) return;
     const pending = cluster.takePendingRecords();
-    // Hashed per batch (one wasm call) in emission order: the same bytes as record by record.
-    let text = '';
-    for (const record of pending) text += JSON.stringify(record) + '\n';
-    hasher.update(text);
+    hasher.update(pending);
     // One event may emit several records, so a pause can overshoot the batch size by a few.
     for (let i = 0; i < pending.length; i += batchSize) {
       await sink.write(pending.length <= batchSize ? pending : pending.slice(i, i + batchSize));
@@ -193,7 +189,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
     protocol: protocol.name,
     scenario: scenario.name,
     records: cluster.recordCount,
-    traceHash: hasher.digest('hex'),
+    traceHash: hasher.digest(),
     history: cluster.history,
     executedLogs,
     shadowMismatches: cluster.shadowMismatches,
