@@ -1,11 +1,12 @@
 /**
  * Cluster benchmarks that need no network: the cost of shadow verification per transition
  * (against the same transitions without verification, measured in the same run, at two state
- * sizes to show it does not grow with the state), and simulated protocol events per wall second.
+ * sizes to show it does not grow with the state), and simulated protocol events per wall second
+ * at two loads (the baseline scenarios' heavy default and a light one; each figure names its load).
  */
 import { createRng } from '../core/rng.ts';
 import { MemorySink } from '../core/sink.ts';
-import { loadScenarioFile } from '../cluster/chaos/scenario.ts';
+import { loadScenarioFile, type Scenario } from '../cluster/chaos/scenario.ts';
 import type { Operation } from '../cluster/protocol.ts';
 import { protocolByName, scenarioPath } from '../cluster/protocols.ts';
 import { runSimulation } from '../cluster/run.ts';
@@ -62,24 +63,52 @@ function verificationCost(stateEntries: number) {
   return { baseline_us_per_transition: baseline, verified_us_per_transition: verified, verify_us_per_transition: verified - baseline };
 }
 
-async function simRate(protocolName: 'pbft' | 'epaxos') {
+/** A load to simulate: node-seconds per wall second depend on it, so every figure names its load. */
+interface SimLoad {
+  /** Key suffix: '' for the default heavy load, '_light' for the light one. */
+  readonly suffix: string;
+  readonly clients?: number;
+  readonly thinkMs?: number;
+  readonly durationMs?: number;
+}
+
+const HEAVY: SimLoad = { suffix: '' };
+/** Tens of operations per virtual second; a longer run so the fixed cost per run does not dominate. */
+const LIGHT: SimLoad = { suffix: '_light', clients: 2, thinkMs: 100, durationMs: 10_000 };
+
+async function simRate(protocolName: 'pbft' | 'epaxos', load: SimLoad) {
   const protocol = protocolByName(protocolName);
-  const scenario = loadScenarioFile(scenarioPath(`${protocolName}-baseline`));
+  const file = loadScenarioFile(scenarioPath(`${protocolName}-baseline`));
+  const scenario: Scenario = {
+    ...file,
+    clients: load.clients ?? file.clients,
+    duration_ms: load.durationMs ?? file.duration_ms,
+    workload: { ...file.workload, think_ms: load.thinkMs ?? file.workload.think_ms },
+  };
+  const seeds = 3;
   const started = performance.now();
   let events = 0;
   let virtualUs = 0;
   let records = 0;
-  for (let seed = 1; seed <= 3; seed++) {
+  let ops = 0;
+  for (let seed = 1; seed <= seeds; seed++) {
     const result = await runSimulation({ protocol, scenario, seed, sink: new MemorySink() });
     events += result.simEvents;
     virtualUs += result.virtualDurationUs;
     records += result.records;
+    ops += result.completedOps;
   }
   const wallS = (performance.now() - started) / 1000;
+  const virtualS = virtualUs / 1e6;
+  const key = (name: string) => `${protocolName}_${name}${load.suffix}`;
   return {
-    [`${protocolName}_sim_events_per_s`]: Math.round(events / wallS),
-    [`${protocolName}_sim_records_per_s`]: Math.round(records / wallS),
-    [`${protocolName}_sim_node_seconds_per_wall_s`]: Number(((virtualUs / 1e6) * scenario.nodes / wallS).toFixed(1)),
+    [key('sim_workload')]:
+      `${scenario.nodes} nodes, ${scenario.clients} clients, think ${scenario.workload.think_ms} ms, ` +
+      `${scenario.duration_ms} ms of load, ${seeds} seeds: ${Math.round(ops / virtualS)} ops per virtual second`,
+    [key('sim_ops_per_virtual_s')]: Math.round(ops / virtualS),
+    [key('sim_events_per_s')]: Math.round(events / wallS),
+    [key('sim_records_per_s')]: Math.round(records / wallS),
+    [key('sim_node_seconds_per_wall_s')]: Number(((virtualS * scenario.nodes) / wallS).toFixed(1)),
   };
 }
 
@@ -95,7 +124,9 @@ export async function benchClusterSim(): Promise<Record<string, unknown>> {
     verify_target_us: 5,
     verify_seed_claim_us: 98,
     ratio_verify_vs_seed_claim: Number((small.verify_us_per_transition / 98).toFixed(4)),
-    ...(await simRate('pbft')),
-    ...(await simRate('epaxos')),
+    ...(await simRate('pbft', HEAVY)),
+    ...(await simRate('epaxos', HEAVY)),
+    ...(await simRate('pbft', LIGHT)),
+    ...(await simRate('epaxos', LIGHT)),
   };
 }

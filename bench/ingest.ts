@@ -46,9 +46,10 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Rec
 
     // The ceiling: the same kind of rows, pre-serialised, inserted in batches of batchRowsMax.
     // Measured before each pipeline (this machine is shared; load drifts) and averaged.
-    const rawRows = syntheticRecords('bench-raw', n, options.nodes ?? 7).map((r) => JSON.stringify(r));
-    const rawRates = [await rawInsertRate(store, rawRows, batchRowsMax, 'bench-raw-1')];
+    const nodes = options.nodes ?? 7;
+    const rawRates = [await rawInsertRate(store, n, nodes, batchRowsMax, 'bench-raw-1')];
     out.engine_raw_insert_rows_per_s = rawRates[0]!;
+    out.engine_client_insert_rows_per_s = await clientInsertRate(store, n, nodes, batchRowsMax);
 
     const embedded = await pipelineRate(store, new InProcessTransport({ defaultPartitions: partitions, batchMessagesMax: batchRowsMax }), 'bench-embedded', n, options, timeoutMs);
     out.ingest_events_per_s_embedded = embedded.rate;
@@ -66,7 +67,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Rec
       await kafka.close();
     }
     if (kafkaReady) {
-      rawRates.push(await rawInsertRate(store, rawRows, batchRowsMax, 'bench-raw-2'));
+      rawRates.push(await rawInsertRate(store, n, nodes, batchRowsMax, 'bench-raw-2'));
       const viaKafka = await pipelineRate(store, kafka, 'bench-kafka', n, options, timeoutMs);
       out.ingest_events_per_s_kafka = viaKafka.rate;
       out.kafka_inserts = viaKafka.inserts;
@@ -76,7 +77,11 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Rec
     out.engine_raw_insert_rows_per_s = raw;
     out.engine_raw_insert_runs = rawRates.join(',');
     out.ratio_embedded_vs_raw = round2(embedded.rate / raw);
-    if (typeof out.ingest_events_per_s_kafka === 'number') out.ratio_kafka_vs_raw = round2(out.ingest_events_per_s_kafka / raw);
+    out.ratio_embedded_vs_client_insert = round2(embedded.rate / (out.engine_client_insert_rows_per_s as number));
+    if (typeof out.ingest_events_per_s_kafka === 'number') {
+      out.ratio_kafka_vs_raw = round2(out.ingest_events_per_s_kafka / raw);
+      out.ratio_kafka_vs_client_insert = round2(out.ingest_events_per_s_kafka / (out.engine_client_insert_rows_per_s as number));
+    }
     out.peak_rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);
     return out;
   } finally {
@@ -85,19 +90,32 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Rec
   }
 }
 
-async function rawInsertRate(store: Store, rows: readonly string[], batchRowsMax: number, runId: string): Promise<number> {
-  // Same rows under a fresh run id, so each measurement writes new keys; built before the clock starts.
+/** Pre-serialised NDJSON bodies of batchRowsMax rows, inserted one after the other. */
+async function rawInsertRate(store: Store, n: number, nodes: number, batchRowsMax: number, runId: string): Promise<number> {
   const bodies: Buffer[] = [];
-  for (let i = 0; i < rows.length; i += batchRowsMax) bodies.push(Buffer.from(rows.slice(i, i + batchRowsMax).join('\n').replaceAll('"bench-raw', `"${runId}`) + '\n'));
+  for (let i = 0; i < n; i += batchRowsMax) {
+    let text = '';
+    for (let j = i; j < Math.min(n, i + batchRowsMax); j++) text += JSON.stringify(syntheticRecord(runId, j, nodes)) + '\n';
+    bodies.push(Buffer.from(text));
+  }
   const started = performance.now();
   for (const body of bodies) {
     const result = await store.client.exec({ query: `INSERT INTO ${store.table('transitions')} FORMAT JSONEachRow`, values: Readable.from([body], { objectMode: false }) });
     result.stream.resume();
   }
-  const rate = Math.round(rows.length / ((performance.now() - started) / 1_000));
+  const rate = Math.round(n / ((performance.now() - started) / 1_000));
   const stored = await countTransitions(store, runId);
-  if (stored !== rows.length) throw new Error(`raw insert baseline stored ${stored} rows, expected ${rows.length}`);
+  if (stored !== n) throw new Error(`raw insert baseline stored ${stored} rows, expected ${n}`);
   return rate;
+}
+
+/** The store's generic path, for comparison: client.insert of pre-built row objects. */
+async function clientInsertRate(store: Store, n: number, nodes: number, batchRowsMax: number): Promise<number> {
+  const batches: TraceRecord[][] = [];
+  for (let i = 0; i < n; i += batchRowsMax) batches.push(Array.from({ length: Math.min(batchRowsMax, n - i) }, (_, k) => syntheticRecord('bench-client', i + k, nodes)));
+  const started = performance.now();
+  for (const values of batches) await store.client.insert({ table: store.table('transitions'), values, format: 'JSONEachRow' });
+  return Math.round(n / ((performance.now() - started) / 1_000));
 }
 
 /** Produces n records through the sink while a collector stores them; records/s until all are in. */
@@ -109,7 +127,7 @@ async function pipelineRate(store: Store, transport: Transport, label: string, n
     { name: topic, partitions: options.partitions ?? 4 },
     { name: `${topic}.dlq`, partitions: 1 },
   ]);
-  const records = syntheticRecords(runId, n, options.nodes ?? 7);
+  const nodes = options.nodes ?? 7;
   const collector = new Collector({
     transport,
     writer: storeRecordWriter(store),
@@ -126,9 +144,13 @@ async function pipelineRate(store: Store, transport: Transport, label: string, n
   const producer = await transport.createProducer();
   try {
     const started = performance.now();
-    const sink = new BatchingProducerSink(producer, { topic, batchRecordsMax: 2_000, bufferedRecordsMax: 20_000, lingerMs: 5 });
-    // A cluster writes a handful of records per step.
-    for (let i = 0; i < n; i += 50) await sink.write(records.slice(i, i + 50));
+    const sink = new BatchingProducerSink(producer, { topic, batchRecordsMax: 10_000, bufferedRecordsMax: 40_000, lingerMs: 5 });
+    // A cluster makes its records as it runs and writes a handful per step.
+    for (let i = 0; i < n; i += 50) {
+      const step: TraceRecord[] = [];
+      for (let j = i; j < Math.min(n, i + 50); j++) step.push(syntheticRecord(runId, j, nodes));
+      await sink.write(step);
+    }
     await sink.flush();
     while (collector.stats.stored < n) {
       if (performance.now() - started > timeoutMs) throw new Error(`${label}: only ${collector.stats.stored} of ${n} records stored after ${timeoutMs} ms`);
@@ -148,41 +170,36 @@ async function pipelineRate(store: Store, transport: Transport, label: string, n
 const HASH_A = 'a'.repeat(64);
 const HASH_B = 'b'.repeat(64);
 
-/** Plausible PBFT records: phases in protocol order, a few faults, varying counters. */
-function syntheticRecords(runId: string, n: number, nodes: number): TraceRecord[] {
-  const phases = PHASES.pbft;
+/** The i-th of a run's plausible PBFT records: phases in protocol order, a skewed node, some mismatches. */
+function syntheticRecord(runId: string, i: number, nodes: number): TraceRecord {
+  const node = i % nodes;
+  const nodeSeq = Math.floor(i / nodes);
+  const phase = PHASES.pbft[nodeSeq % 6]!;
   const t0 = 1_767_225_600_000_000;
-  const out: TraceRecord[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const node = i % nodes;
-    const nodeSeq = Math.floor(i / nodes);
-    const phase = phases[nodeSeq % 6]!;
-    out[i] = {
-      schema_version: TRACE_SCHEMA_VERSION,
-      run_id: runId,
-      event_id: eventIdOf(runId, node, nodeSeq),
-      node,
-      node_seq: nodeSeq,
-      protocol: 'pbft',
-      phase,
-      view: Math.floor(nodeSeq / 10_000),
-      seq: Math.floor(nodeSeq / 6),
-      leader: 0,
-      ts_us: t0 + nodeSeq * 250,
-      node_clock_us: t0 + nodeSeq * 250 + (node === 3 ? 1_500 : 0),
-      msgs_sent: phase === 'prepare' || phase === 'commit' ? nodes - 1 : 0,
-      msgs_received: 1,
-      retransmissions: nodeSeq % 97 === 0 ? 1 : 0,
-      batch_size: phase === 'execute' ? 4 : 0,
-      deps_count: 0,
-      latency_us: phase === 'execute' ? 800 + (nodeSeq % 400) : null,
-      state_hash: HASH_A,
-      shadow_hash: nodeSeq % 1_000 === 999 ? HASH_B : HASH_A,
-      faults: node === 3 ? ['clock_skew'] : [],
-      faulty_nodes: node === 3 ? [3] : [],
-    };
-  }
-  return out;
+  return {
+    schema_version: TRACE_SCHEMA_VERSION,
+    run_id: runId,
+    event_id: eventIdOf(runId, node, nodeSeq),
+    node,
+    node_seq: nodeSeq,
+    protocol: 'pbft',
+    phase,
+    view: Math.floor(nodeSeq / 10_000),
+    seq: Math.floor(nodeSeq / 6),
+    leader: 0,
+    ts_us: t0 + nodeSeq * 250,
+    node_clock_us: t0 + nodeSeq * 250 + (node === 3 ? 1_500 : 0),
+    msgs_sent: phase === 'prepare' || phase === 'commit' ? nodes - 1 : 0,
+    msgs_received: 1,
+    retransmissions: nodeSeq % 97 === 0 ? 1 : 0,
+    batch_size: phase === 'execute' ? 4 : 0,
+    deps_count: 0,
+    latency_us: phase === 'execute' ? 800 + (nodeSeq % 400) : null,
+    state_hash: HASH_A,
+    shadow_hash: nodeSeq % 1_000 === 999 ? HASH_B : HASH_A,
+    faults: node === 3 ? ['clock_skew'] : [],
+    faulty_nodes: node === 3 ? [3] : [],
+  };
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;

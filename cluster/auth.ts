@@ -7,9 +7,10 @@
  * Verdict cache: in the simulator one signed object is delivered to every receiver and checked
  * again inside certificates, so most verifications are of an object this process has already
  * signed or verified. Messages are immutable after signing (by convention, as on a wire), so the
- * verdict is remembered per object identity, together with the signer's key and the MAC it
- * carried. A copy (`{ ...m, from: other }`, a JSON round trip) is a new object and is verified in
- * full; changing `mac` or `from` in place no longer matches the remembered verdict.
+ * verdict is remembered per object identity, per signer key, with the MAC it carried. A copy
+ * (`{ ...m, from: other }`, a JSON round trip) is a new object and is verified in full; changing
+ * `mac` or `from` in place no longer matches the remembered verdict. Changing any other field of
+ * a signed object in place is outside the contract (it would be accepted, as it was signed).
  */
 import { createHmac } from 'node:crypto';
 import type { Authenticator, Message, NodeId } from './protocol.ts';
@@ -18,15 +19,23 @@ export function nodeKey(clusterSecret: string, node: NodeId): Buffer {
   return createHmac('sha256', clusterSecret).update(`lattice-node-key/${node}`).digest();
 }
 
-/** Which key vouched for an object, and the MAC it carried then. */
-interface Verdict {
-  /** Hex of the signer's key: authenticators of one cluster hold equal keys, not the same Buffer. */
-  readonly keyId: string;
-  readonly mac: string;
-}
+/**
+ * Per signing key (by its hex, so the authenticators of one cluster share it): objects that key
+ * vouched for, with the MAC they carried then. Module-private, so only sign() and a successful
+ * full verify() can add to it. Bounded: forgetting only costs a full verification later.
+ */
+const vouched = new Map<string, WeakMap<object, string>>();
+const VOUCHED_KEYS_MAX = 4096;
 
-/** Module-private: only sign() and a successful full verify() can vouch for an object. */
-const authentic = new WeakMap<object, Verdict>();
+function vouchedBy(keyId: string): WeakMap<object, string> {
+  let objects = vouched.get(keyId);
+  if (objects === undefined) {
+    if (vouched.size >= VOUCHED_KEYS_MAX) vouched.clear();
+    objects = new WeakMap();
+    vouched.set(keyId, objects);
+  }
+  return objects;
+}
 
 /** The MAC input: the message without its `mac` field, as JSON in insertion order. */
 function macInput(message: Message): string {
@@ -38,33 +47,35 @@ function macInput(message: Message): string {
 
 export function createAuthenticator(clusterSecret: string, self: NodeId, replicaCount: number): Authenticator {
   const keys: Buffer[] = [];
-  const keyIds: string[] = [];
+  const vouchedFor: Array<WeakMap<object, string>> = [];
   for (let node = 0; node < replicaCount; node++) {
     const key = nodeKey(clusterSecret, node);
     keys.push(key);
-    keyIds.push(key.toString('hex'));
+    vouchedFor.push(vouchedBy(key.toString('hex')));
   }
   const macOf = (key: Buffer, message: Message): string => createHmac('sha256', key).update(macInput(message)).digest('base64');
   const ownKey = keys[self];
-  const ownKeyId = keyIds[self];
-  if (ownKey === undefined || ownKeyId === undefined) throw new RangeError(`node ${self} is not in a cluster of ${replicaCount}`);
+  const ownVouched = vouchedFor[self];
+  if (ownKey === undefined || ownVouched === undefined) throw new RangeError(`node ${self} is not in a cluster of ${replicaCount}`);
   return {
     sign(message) {
       if (message.from !== self) throw new Error(`node ${self} cannot sign a message from ${message.from}`);
       const mac = macOf(ownKey, message);
       const signed = { ...message, mac };
-      authentic.set(signed, { keyId: ownKeyId, mac });
+      ownVouched.set(signed, mac);
       return signed;
     },
     verify(message) {
-      const key = keys[message.from];
-      const keyId = keyIds[message.from];
+      const from = message.from;
       const mac = message.mac;
-      if (key === undefined || keyId === undefined || typeof mac !== 'string') return false;
-      const known = authentic.get(message);
-      if (known !== undefined && known.keyId === keyId && known.mac === mac) return true;
+      // An integer check first: a forged `from` such as "length" must not index the arrays.
+      if (!Number.isInteger(from) || typeof mac !== 'string') return false;
+      const key = keys[from];
+      const senderVouched = vouchedFor[from];
+      if (key === undefined || senderVouched === undefined) return false;
+      if (senderVouched.get(message) === mac) return true;
       if (macOf(key, message) !== mac) return false;
-      authentic.set(message, { keyId, mac });
+      senderVouched.set(message, mac);
       return true;
     },
   };

@@ -180,6 +180,41 @@ export interface ProtocolOptions {
   /** PBFT: checkpoint interval K and log window L (watermarks). */
   readonly checkpointInterval: number;
   readonly logWindow: number;
+  /**
+   * Deliberate bugs for mutation testing of the checkers; never set in production. Each one
+   * switches on a known protocol bug at the exact place it would live (default: none), so a test
+   * can require that the chaos sweep's checkers catch it (test/cluster/mutations.test.ts).
+   */
+  readonly mutations?: readonly ProtocolMutation[];
+}
+
+/** The known bugs `ProtocolOptions.mutations` can switch on; see each protocol for the site. */
+export type ProtocolMutation =
+  /** PBFT: committed-local with 2f matching commits instead of 2f+1. */
+  | 'commit-quorum-2f'
+  /** PBFT: prepared (and a prepared certificate valid) with f matching prepares instead of 2f. */
+  | 'prepare-quorum-f'
+  /** PBFT: the new primary ignores prepared certificates and fills O with null requests (raijin #8). */
+  | 'no-cert-carryover'
+  /** EPaxos: fast path on a simple majority (F+1) instead of the fast quorum. */
+  | 'majority-fast-quorum'
+  /** EPaxos: the slow path accepts the leader's own attributes, not the union of the replies. */
+  | 'no-deps-union'
+  /** EPaxos: execute a committed command without waiting for its uncommitted dependencies. */
+  | 'exec-ignore-deps';
+
+export const PROTOCOL_MUTATIONS: readonly ProtocolMutation[] = [
+  'commit-quorum-2f',
+  'prepare-quorum-f',
+  'no-cert-carryover',
+  'majority-fast-quorum',
+  'no-deps-union',
+  'exec-ignore-deps',
+];
+
+/** Whether a deliberate bug is switched on (see `ProtocolOptions.mutations`). */
+export function hasMutation(options: Pick<ProtocolOptions, 'mutations'>, mutation: ProtocolMutation): boolean {
+  return options.mutations?.includes(mutation) ?? false;
 }
 
 export const DEFAULT_PROTOCOL_OPTIONS: ProtocolOptions = {

@@ -13,7 +13,7 @@ import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
 import { deadLetterOf, decodeMessage, type DeadLetter } from './decode.ts';
-import { GroupCommitWriter, type Chunk } from './group-commit.ts';
+import { GroupCommitWriter } from './group-commit.ts';
 import { STORE_RETRY, type RetryPolicy } from './retry.ts';
 import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
 
@@ -147,37 +147,50 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   private async handle(batch: IncomingBatch): Promise<void> {
-    const records: TraceRecord[] = [];
-    const rows: Buffer[] = [];
+    const step = this.options.batchRowsMax;
+    const all: TraceRecord[] = [];
     const sources: { message: IncomingMessage; index: number; bytes: Buffer }[] = [];
     const dead: DeadLetter[] = [];
+    const stored: Promise<void>[] = [];
+    let records: TraceRecord[] = [];
+    let rows: Buffer[] = [];
     let consumed = 0;
+    const heartbeat = () => batch.heartbeat();
     for (const message of batch.messages) {
       for (const decoded of decodeMessage(message.value, this.options.recordBytesMax)) {
         consumed++;
-        if (decoded.ok) {
-          records.push(decoded.record);
-          rows.push(decoded.row);
-          sources.push({ message, index: decoded.index, bytes: decoded.bytes });
-        } else dead.push(deadLetterOf(message, decoded.reason, decoded.errors, decoded.index, decoded.bytes));
+        if (!decoded.ok) {
+          dead.push(deadLetterOf(message, decoded.reason, decoded.errors, decoded.index, decoded.bytes));
+          continue;
+        }
+        records.push(decoded.record);
+        rows.push(decoded.row);
+        all.push(decoded.record);
+        sources.push({ message, index: decoded.index, bytes: decoded.bytes });
+        if (records.length === step) {
+          stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
+          records = [];
+          rows = [];
+          // Let the insert start in the engine while the rest of the batch is decoded.
+          await yieldToEventLoop();
+        }
       }
     }
-    const chunks: Chunk[] = [];
-    const step = this.options.batchRowsMax;
-    for (let start = 0; start < records.length; start += step) chunks.push({ records: records.slice(start, start + step), rows: rows.slice(start, start + step) });
-    const results = await this.groupCommit.write(chunks, () => batch.heartbeat());
+    if (records.length > 0) stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
+    const results = await this.groupCommit.settle(stored);
     for (const [i, result] of results.entries()) {
       if (result.status === 'fulfilled') continue;
       const error = result.reason as unknown;
       // Unavailable (and shutting down): rethrow, so the batch stays uncommitted and is redelivered.
       if (!(error instanceof LatticeError) || error.retriable) throw error;
-      this.options.logger.error('store rejected rows; dead-lettering them', { rows: chunks[i]!.records.length, error });
-      for (const source of sources.slice(i * step, (i + 1) * step)) dead.push(deadLetterOf(source.message, 'store_rejected', [{ path: '', message: error.message }], source.index, source.bytes));
+      const rejected = sources.slice(i * step, (i + 1) * step);
+      this.options.logger.error('store rejected rows; dead-lettering them', { rows: rejected.length, error });
+      for (const source of rejected) dead.push(deadLetterOf(source.message, 'store_rejected', [{ path: '', message: error.message }], source.index, source.bytes));
     }
     if (dead.length > 0) await this.deadLetter(dead);
     this.stats.consumed += consumed;
     this.stats.batches++;
-    this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, consumed, records });
+    this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, consumed, records: all });
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {
@@ -196,3 +209,5 @@ export class Collector extends EventEmitter<CollectorEvents> {
     this.state = next;
   }
 }
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -65,26 +65,38 @@ export class GroupCommitWriter {
   }
 
   /**
-   * Stores the chunks (each at most rowsMax rows); settles per chunk, so a chunk the store
-   * rejects does not fail the others.
+   * Queues a chunk (at most rowsMax rows) for the next insert; resolves when it is stored. A full
+   * insert's worth starts at once, so a caller can decode its next chunk meanwhile.
    */
-  async write(chunks: readonly Chunk[], heartbeat: () => Promise<void>): Promise<PromiseSettledResult<void>[]> {
-    const settled = chunks.map(
-      (chunk) =>
-        new Promise<void>((resolve, reject) => {
-          if (chunk.records.length > this.options.rowsMax) throw new RangeError(`chunk of ${chunk.records.length} rows exceeds rowsMax ${this.options.rowsMax}`);
-          if (this.pending.length === 0) this.pendingSinceMs = performance.now();
-          this.pending.push({ chunk, heartbeat, resolve, reject });
-          this.pendingRows += chunk.records.length;
-        }),
-    );
+  submit(chunk: Chunk, heartbeat: () => Promise<void>): Promise<void> {
+    if (chunk.records.length > this.options.rowsMax) return Promise.reject(new RangeError(`chunk of ${chunk.records.length} rows exceeds rowsMax ${this.options.rowsMax}`));
+    const stored = new Promise<void>((resolve, reject) => {
+      if (this.pending.length === 0) this.pendingSinceMs = performance.now();
+      this.pending.push({ chunk, heartbeat, resolve, reject });
+      this.pendingRows += chunk.records.length;
+    });
+    this.maybeFlush();
+    return stored;
+  }
+
+  /**
+   * Waits for a caller's chunks, settled one by one (a chunk the store rejects does not fail the
+   * others). While it waits the caller counts as blocked: once every active caller is, the
+   * partial insert goes without waiting for the flush interval.
+   */
+  async settle(stored: readonly Promise<void>[]): Promise<PromiseSettledResult<void>[]> {
     this.blocked++;
     this.maybeFlush();
     try {
-      return await Promise.allSettled(settled);
+      return await Promise.allSettled(stored);
     } finally {
       this.blocked--;
     }
+  }
+
+  /** Both steps at once, for a caller that has all its chunks in hand. */
+  write(chunks: readonly Chunk[], heartbeat: () => Promise<void>): Promise<PromiseSettledResult<void>[]> {
+    return this.settle(chunks.map((chunk) => this.submit(chunk, heartbeat)));
   }
 
   private maybeFlush(): void {

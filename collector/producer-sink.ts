@@ -24,6 +24,7 @@ interface Line {
 }
 
 const MESSAGE_BYTES_MAX = 256 * 1024;
+const RESOLVED = Promise.resolve();
 
 /**
  * Lines → messages: each key's lines, in order, bundled up to `perMessage` lines (and 256 KiB)
@@ -94,6 +95,11 @@ export interface BatchingProducerSinkOptions {
    * message, so bundling multiplies throughput; the collector reads either form.
    */
   readonly recordsPerMessageMax?: number;
+  /**
+   * Uncompressed bytes in one send (default 4 MiB). Kafka refuses a partition's batch over the
+   * topic's max.message.bytes (1 MiB by default; topics Lattice creates allow 16 MiB).
+   */
+  readonly sendBytesMax?: number;
 }
 
 /**
@@ -132,8 +138,16 @@ export class BatchingProducerSink implements TraceSink {
     return this.waiting.length + this.inFlight;
   }
 
-  async write(records: readonly TraceRecord[]): Promise<void> {
-    this.throwIfFailed();
+  write(records: readonly TraceRecord[]): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.recordsBuffered + records.length > this.bufferedRecordsMax) return this.writeWhenRoom(records);
+    // Room for all of them: the common case, without an async frame per call.
+    for (const record of records) this.waiting.push({ key: recordKey(record), text: encodeRecord(record) });
+    this.kick(false);
+    return RESOLVED;
+  }
+
+  private async writeWhenRoom(records: readonly TraceRecord[]): Promise<void> {
     for (const record of records) {
       while (this.recordsBuffered >= this.bufferedRecordsMax) {
         this.kick(true);
@@ -173,7 +187,7 @@ export class BatchingProducerSink implements TraceSink {
   private async sendLoop(): Promise<void> {
     try {
       while (this.waiting.length > 0 && this.failure === undefined) {
-        const batch = this.waiting.splice(0, this.batchRecordsMax);
+        const batch = this.waiting.splice(0, this.takeCount());
         this.inFlight = batch.length;
         try {
           await this.producer.send(this.options.topic, bundle(batch, this.options.recordsPerMessageMax ?? 100));
@@ -185,6 +199,9 @@ export class BatchingProducerSink implements TraceSink {
           this.inFlight = 0;
           for (const wake of this.roomWaiters.splice(0)) wake();
         }
+        // A send that completes at once (in-process transport) would otherwise let a busy writer
+        // run on microtasks alone and starve the consumers sharing this event loop.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         // Leave a partial batch to the linger timer unless someone is waiting for room.
         if (this.waiting.length < this.batchRecordsMax && this.roomWaiters.length === 0) break;
       }
@@ -192,6 +209,19 @@ export class BatchingProducerSink implements TraceSink {
       this.sending = undefined;
       if (this.waiting.length > 0) this.kick(false);
     }
+  }
+
+  /** How many waiting lines the next send takes: up to batchRecordsMax and sendBytesMax. */
+  private takeCount(): number {
+    const bytesMax = this.options.sendBytesMax ?? 4 * 1024 * 1024;
+    let bytes = 0;
+    let count = 0;
+    for (const line of this.waiting) {
+      if (count >= this.batchRecordsMax || (count > 0 && bytes + line.text.length > bytesMax)) break;
+      bytes += line.text.length + 1;
+      count++;
+    }
+    return count;
   }
 
   private throwIfFailed(): void {

@@ -60,7 +60,7 @@ export function transportFromConfig(config: LatticeConfig, logger: Logger): Tran
       clientId: config.transport.client_id,
       logger: logger.child({ component: 'kafka' }),
       fetchMaxWaitMs: config.collector.flush_interval_ms,
-      partitionsConsumedConcurrently: Math.min(config.transport.partitions, 8),
+      partitionsConsumedConcurrently: 2,
     });
   }
   return new InProcessTransport({ defaultPartitions: config.transport.partitions, batchMessagesMax: config.collector.batch_rows_max });
@@ -97,6 +97,7 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
       flushIntervalMs: config.collector.flush_interval_ms,
       recordBytesMax: config.collector.record_bytes_max,
       logger: log,
+      consumers: 2,
       ...(options.retry ? { retry: options.retry } : {}),
     });
 

@@ -12,6 +12,8 @@ export interface ExecutionGraph {
   record(id: InstanceId): InstanceRecord | undefined;
   /** Highest j with q.0..q.j all executed, per space: the walk skips below it. */
   executedUpTo(q: number): number;
+  /** Mutation 'exec-ignore-deps' (deliberate bug, tests only): skip uncommitted deps instead of waiting. */
+  readonly ignoreUncommittedDeps?: boolean;
 }
 
 export interface ExecutionPlan {
@@ -94,7 +96,10 @@ export function planExecution(start: InstanceRecord, graph: ExecutionGraph): Exe
       const key = numeric(id);
       if (completed.has(key)) continue;
       const rec = graph.record(id);
-      if (!isCommitted(rec)) return { components, blockedOn: id };
+      if (!isCommitted(rec)) {
+        if (graph.ignoreUncommittedDeps === true) continue;
+        return { components, blockedOn: id };
+      }
       if (rec.status === 'executed') continue;
       const seen = indexOf.get(key);
       if (seen === undefined) push(rec);

@@ -6,7 +6,7 @@
  * `start()` re-arms the single periodic tick that drives retransmission, recovery and
  * anti-entropy. Time and randomness come only from the env, so a seed reproduces a run.
  */
-import type { ClientRequest, Message, NodeId, OperationResult, ProtocolOptions, Replica, ReplicaEnv } from '../protocol.ts';
+import { hasMutation, type ClientRequest, type Message, type NodeId, type OperationResult, type ProtocolOptions, type Replica, type ReplicaEnv } from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
 import { planExecution } from './executor.ts';
 import type {
@@ -226,11 +226,15 @@ export class EpaxosReplica implements Replica {
     drive.preAcceptReplies.set(m.from, { attrs, changed: m.changed });
     const replies = [...drive.preAcceptReplies.values()];
     // Decide on the first quorum of replies: fast quorum for a leader, classic quorum for recovery.
-    const needed = (drive.recovery ? slowQuorumSize(this.f) : fastQuorumSize(this.f)) - 1;
+    // Mutation 'majority-fast-quorum' (deliberate bug, tests only): fast path on F+1 replies.
+    const fastQuorum = hasMutation(this.options, 'majority-fast-quorum') ? slowQuorumSize(this.f) : fastQuorumSize(this.f);
+    const needed = (drive.recovery ? slowQuorumSize(this.f) : fastQuorum) - 1;
     if (replies.length < needed) return;
     if (!drive.recovery && replies.every((r) => !r.changed)) return this.decide(drive.id, drive.attrs, drive.ballot);
     let union = drive.attrs;
     for (const r of replies) union = unionAttributes(union, r.attrs);
+    // Mutation 'no-deps-union' (deliberate bug, tests only): accept the leader's own deps.
+    if (hasMutation(this.options, 'no-deps-union')) union = { ...union, deps: drive.attrs.deps };
     this.startAccept(drive, union);
   }
 
@@ -347,6 +351,7 @@ export class EpaxosReplica implements Replica {
           n: this.n,
           record: (id) => this.record(id),
           executedUpTo: (q) => this.executedPrefix[q] ?? -1,
+          ignoreUncommittedDeps: hasMutation(this.options, 'exec-ignore-deps'),
         });
         for (const component of plan.components) for (const rec of component) this.executeOne(rec);
         if (plan.components.length > 0) progressed = true;
@@ -369,7 +374,7 @@ export class EpaxosReplica implements Replica {
       // A client that resent to another replica may have its request in two instances: run it once.
       result = this.executedRequests.get(rk);
       if (result === undefined) {
-        result = this.env.stateMachine.execute(cmd.op);
+        result = this.env.stateMachine.execute(cmd.op, cmd);
         this.executedRequests.set(rk, result);
       }
     }

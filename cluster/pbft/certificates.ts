@@ -7,7 +7,7 @@
  * whole container invalid, and an invalid container is dropped before it is stored, so a forged
  * VIEW-CHANGE can never displace or poison a valid one.
  */
-import type { Authenticator, ClientRequest, NodeId } from '../protocol.ts';
+import { hasMutation, type Authenticator, type ClientRequest, type NodeId, type ProtocolMutation } from '../protocol.ts';
 import { batchDigest, GENESIS_DIGEST } from './digest.ts';
 import {
   parseCommitCert,
@@ -29,6 +29,8 @@ export interface QuorumContext {
   readonly auth: Authenticator;
   /** Log window L: how far above a stable checkpoint a sequence number may be. */
   readonly logWindow: number;
+  /** Deliberate bugs for mutation testing (ProtocolOptions.mutations); never set in production. */
+  readonly mutations?: readonly ProtocolMutation[];
 }
 
 export const primaryOf = (view: number, n: number): NodeId => view % n;
@@ -69,7 +71,8 @@ export function validPreparedCert(ctx: QuorumContext, x: unknown): PreparedCert 
     if (!isReplica(ctx, p.from) || p.from === primary || senders.has(p.from) || !ctx.auth.verify(p)) return null;
     senders.add(p.from);
   }
-  return senders.size >= 2 * ctx.f ? cert : null;
+  // Mutation 'prepare-quorum-f' (deliberate bug, tests only): the same weak quorum as the replica's.
+  return senders.size >= (hasMutation(ctx, 'prepare-quorum-f') ? ctx.f : 2 * ctx.f) ? cert : null;
 }
 
 export function validCommitCert(ctx: QuorumContext, x: unknown): CommitCert | null {
@@ -123,7 +126,7 @@ export interface NewViewPlan {
  * stable checkpoint it re-issues the batch of the highest-view prepared certificate, and a null
  * request where no certificate exists, so execution (which never skips a seq) cannot stall.
  */
-export function computeNewViewPlan(viewChanges: readonly ViewChangeMsg[]): NewViewPlan {
+export function computeNewViewPlan(viewChanges: readonly ViewChangeMsg[], ctx?: Pick<QuorumContext, 'mutations'>): NewViewPlan {
   const ordered = [...viewChanges].sort((a, b) => a.from - b.from);
   let minS = 0;
   let checkpointProof: readonly CheckpointMsg[] = [];
@@ -146,7 +149,9 @@ export function computeNewViewPlan(viewChanges: readonly ViewChangeMsg[]): NewVi
   }
   const entries: NewViewEntry[] = [];
   for (let seq = minS + 1; seq <= maxS; seq++) {
-    const pp = best.get(seq);
+    // Mutation 'no-cert-carryover' (deliberate bug, tests only; raijin #8): prepared certificates
+    // are dropped and every slot is filled with a null request.
+    const pp = ctx !== undefined && hasMutation(ctx, 'no-cert-carryover') ? undefined : best.get(seq);
     entries.push(pp ? { seq, digest: pp.digest, batch: pp.batch } : { seq, digest: batchDigest([]), batch: [] });
   }
   return { minS, checkpointProof, maxS, entries };
@@ -169,7 +174,7 @@ export function verifyNewView(ctx: QuorumContext, nv: NewViewMsg): NewViewPlan |
     viewChanges.push(vc);
   }
   if (senders.size < 2 * ctx.f + 1) return null;
-  const plan = computeNewViewPlan(viewChanges);
+  const plan = computeNewViewPlan(viewChanges, ctx);
   if (nv.prePrepares.length !== plan.entries.length) return null;
   for (let i = 0; i < plan.entries.length; i++) {
     const expected = plan.entries[i];

@@ -9,7 +9,7 @@ import { PbftReplica } from './replica.ts';
 
 export function checkPbftOptions(options: ProtocolOptions): void {
   const errors: FieldError[] = [];
-  const positive = (path: keyof ProtocolOptions): void => {
+  const positive = (path: 'timeoutUs' | 'batchSizeMax' | 'checkpointInterval' | 'logWindow'): void => {
     const value = options[path];
     if (!Number.isSafeInteger(value) || value <= 0) errors.push({ path, message: 'expected a positive integer' });
   };

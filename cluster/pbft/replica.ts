@@ -7,6 +7,7 @@
  * a replica that sees it is behind asks a peer with FETCH, which is answered with commit
  * certificates, the stable checkpoint's state, or the current NEW-VIEW.
  */
+import { hasMutation } from '../protocol.ts';
 import type {
   ClientRequest,
   Message,
@@ -149,7 +150,7 @@ export class PbftReplica implements Replica {
     this.options = options;
     this.n = env.replicas.length;
     this.f = env.f;
-    this.ctx = { n: this.n, f: this.f, auth: env.auth, logWindow: options.logWindow };
+    this.ctx = { n: this.n, f: this.f, auth: env.auth, logWindow: options.logWindow, mutations: options.mutations };
   }
 
   // ---- Replica interface -------------------------------------------------------------------
@@ -390,7 +391,8 @@ export class PbftReplica implements Replica {
     if (!entry || !pp) return;
     if (!entry.prepared) {
       const prepares = [...entry.prepares.values()].filter((p) => p.digest === pp.digest);
-      if (prepares.length < 2 * this.f) return;
+      // Mutation 'prepare-quorum-f' (deliberate bug, tests only): f matching prepares instead of 2f.
+      if (prepares.length < (hasMutation(this.options, 'prepare-quorum-f') ? this.f : 2 * this.f)) return;
       entry.prepared = true;
       const existing = this.preparedCerts.get(seq);
       if (!existing || existing.prePrepare.view <= view) this.preparedCerts.set(seq, { prePrepare: pp, prepares });
@@ -402,7 +404,8 @@ export class PbftReplica implements Replica {
     }
     if (!entry.committed) {
       const commits = [...entry.commits.values()].filter((c) => c.digest === pp.digest);
-      if (commits.length < 2 * this.f + 1) return;
+      // Mutation 'commit-quorum-2f' (deliberate bug, tests only): 2f matching commits instead of 2f+1.
+      if (commits.length < (hasMutation(this.options, 'commit-quorum-2f') ? 2 * this.f : 2 * this.f + 1)) return;
       entry.committed = true;
       this.trace({ phase: 'commit', view, seq, batchSize: pp.batch.length });
       this.decide(seq, { prePrepare: pp, commits });
@@ -714,7 +717,7 @@ export class PbftReplica implements Replica {
     const chosen = [...byView.values()].sort((a, b) => a.from - b.from).slice(0, 2 * this.f + 1);
     const own = byView.get(this.id);
     if (own && !chosen.includes(own)) chosen[chosen.length - 1] = own;
-    const plan = computeNewViewPlan(chosen);
+    const plan = computeNewViewPlan(chosen, this.ctx);
     const prePrepares = plan.entries.map((e) =>
       this.sign<PrePrepareMsg>({ type: MSG.prePrepare, from: this.id, view, seq: e.seq, digest: e.digest, batch: e.batch }),
     );

@@ -54,6 +54,20 @@ export class SimCluster implements HostContext, ClientContext {
   pendingRecords: TraceRecord[] = [];
   recordCount = 0;
   private readonly recordListeners: Array<(record: TraceRecord) => void> = [];
+  // Delivery events: one function per cluster, called with (receiver, payload), instead of a
+  // closure per message (deliveries are most of the simulator's events).
+  private readonly deliverMessage = (host: NodeHost, message: Message): void => {
+    this.network.stats.delivered++;
+    host.deliver(message);
+  };
+  private readonly deliverReply = (client: ClientHost, reply: ClientReply): void => {
+    this.network.stats.delivered++;
+    client.onReply(reply);
+  };
+  private readonly deliverRequest = (host: NodeHost, request: ClientRequest): void => {
+    this.network.stats.delivered++;
+    host.deliverRequest(request);
+  };
 
   constructor(config: ClusterConfig) {
     const root: Rng = createRng(config.seed);
@@ -80,34 +94,28 @@ export class SimCluster implements HostContext, ClientContext {
   transmit(from: NodeId, to: NodeId, message: Message): void {
     const host = this.hosts[to];
     if (host === undefined) return;
-    for (const delay of this.network.route({ replica: from }, { replica: to })) {
-      this.sim.schedule(delay, 'message', () => {
-        this.network.stats.delivered++;
-        host.deliver(message);
-      });
-    }
+    const network = this.network;
+    const copies = network.routeIds(from, to);
+    if (copies >= 1) this.sim.scheduleCall(network.firstDelayUs, 'message', this.deliverMessage, host, message);
+    if (copies === 2) this.sim.scheduleCall(network.secondDelayUs, 'message', this.deliverMessage, host, message);
   }
 
   transmitReply(from: NodeId, reply: ClientReply): void {
     const client = this.clients[reply.clientId];
     if (client === undefined) return;
-    for (const delay of this.network.route({ replica: from }, { client: reply.clientId })) {
-      this.sim.schedule(delay, 'message', () => {
-        this.network.stats.delivered++;
-        client.onReply(reply);
-      });
-    }
+    const network = this.network;
+    const copies = network.routeIds(from, -1);
+    if (copies >= 1) this.sim.scheduleCall(network.firstDelayUs, 'message', this.deliverReply, client, reply);
+    if (copies === 2) this.sim.scheduleCall(network.secondDelayUs, 'message', this.deliverReply, client, reply);
   }
 
-  sendRequest(clientId: number, to: NodeId, request: ClientRequest): void {
+  sendRequest(_clientId: number, to: NodeId, request: ClientRequest): void {
     const host = this.hosts[to];
     if (host === undefined) return;
-    for (const delay of this.network.route({ client: clientId }, { replica: to })) {
-      this.sim.schedule(delay, 'message', () => {
-        this.network.stats.delivered++;
-        host.deliverRequest(request);
-      });
-    }
+    const network = this.network;
+    const copies = network.routeIds(-1, to);
+    if (copies >= 1) this.sim.scheduleCall(network.firstDelayUs, 'message', this.deliverRequest, host, request);
+    if (copies === 2) this.sim.scheduleCall(network.secondDelayUs, 'message', this.deliverRequest, host, request);
   }
 
   emit(record: TraceRecord): void {
@@ -148,3 +156,4 @@ export class SimCluster implements HostContext, ClientContext {
     this.clients.forEach((client, i) => client.scheduleNext(1 + Math.floor((i * 1000) / Math.max(1, this.clients.length))));
   }
 }
+

@@ -70,6 +70,9 @@ export class NetworkModel {
   /** Partition group per replica; null when the network is whole. */
   private groupOf: Int32Array | null = null;
   private readonly muLog: number;
+  /** Delays of the copies the last routeIds() call decided on (valid up to its return value). */
+  firstDelayUs = 0;
+  secondDelayUs = 0;
 
   constructor(
     readonly config: NetworkConfig,
@@ -134,12 +137,21 @@ export class NetworkModel {
    * Two entries: duplicated. Partitions apply between replicas only; clients reach every replica.
    */
   route(from: Endpoint, to: Endpoint): readonly number[] {
+    const copies = this.routeIds('replica' in from ? from.replica : -1, 'replica' in to ? to.replica : -1);
+    if (copies === 0) return NONE;
+    return copies === 1 ? [this.firstDelayUs] : [this.firstDelayUs, this.secondDelayUs];
+  }
+
+  /**
+   * route() without allocating, for the per-message path: endpoints as replica ids (-1 for a
+   * client); returns how many copies arrive (0, 1 or 2), their delays in firstDelayUs and
+   * secondDelayUs. Draws the same random numbers in the same order as route().
+   */
+  routeIds(a: number, b: number): number {
     this.stats.sent++;
-    const a = 'replica' in from ? from.replica : -1;
-    const b = 'replica' in to ? to.replica : -1;
     if (a >= 0 && b >= 0 && !this.canReach(a, b)) {
       this.stats.partitioned++;
-      return NONE;
+      return 0;
     }
     const config = this.config;
     let dropRate = config.drop;
@@ -169,15 +181,16 @@ export class NetworkModel {
     }
     if (dropRate > 0 && this.rng.next() < dropRate) {
       this.stats.dropped++;
-      return NONE;
+      return 0;
     }
     if (extraDelay > 0) this.stats.delayed++;
-    const first = this.oneCopy(extraDelay, reorderRate, reorderBound);
+    this.firstDelayUs = this.oneCopy(extraDelay, reorderRate, reorderBound);
     if (duplicateRate > 0 && this.rng.next() < duplicateRate) {
       this.stats.duplicated++;
-      return [first, this.oneCopy(extraDelay, reorderRate, reorderBound)];
+      this.secondDelayUs = this.oneCopy(extraDelay, reorderRate, reorderBound);
+      return 2;
     }
-    return [first];
+    return 1;
   }
 
   private oneCopy(extraDelay: number, reorderRate: number, reorderBound: number): number {

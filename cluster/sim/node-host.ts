@@ -90,6 +90,11 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   }
 
   private sendOne(to: NodeId, message: Message): void {
+    if (!this.misbehaviour.active) {
+      this.sentSinceRecord++;
+      this.ctx.transmit(this.id, to, message);
+      return;
+    }
     for (const copy of outboundCopies(this, to, message)) {
       this.sentSinceRecord++;
       this.ctx.transmit(this.id, copy.to, copy.message);

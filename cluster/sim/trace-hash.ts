@@ -4,8 +4,11 @@
  * per transition; this encoding writes the same fields into one reused buffer instead.
  *
  * Canonical and injective: fields in a fixed order, numbers as float64 (null as a distinct tag),
- * strings as UTF-8 with a byte-length prefix, arrays with a count prefix. So any change to any
- * field changes the bytes hashed, and the same records always hash the same.
+ * strings as UTF-8 with a byte-length prefix, arrays with a count prefix. A string field equal to
+ * the same field of the previous record (run id, protocol, often phase and state hashes), or a
+ * shadow hash equal to its record's state hash, is written as a one-byte back-reference instead:
+ * the byte stream still determines every record, so any change to any field changes the bytes
+ * hashed, and the same records always hash the same.
  */
 import { createBLAKE3, type IHasher } from 'hash-wasm';
 import type { TraceRecord } from '../../core/trace-schema.ts';
@@ -14,11 +17,23 @@ import type { TraceRecord } from '../../core/trace-schema.ts';
 const CHUNK_BYTES = 64 * 1024;
 /** Fixed part of a record: 14 numbers plus the null tag of latency_us. */
 const FIXED_BYTES = 14 * 8 + 1;
+/** String field tags: a literal follows, same as this field in the previous record, same as this record's state_hash. */
+const LITERAL = 1;
+const AS_PREVIOUS = 0;
+const AS_STATE_HASH = 2;
+const RUN_ID = 0;
+const EVENT_ID = 1;
+const PROTOCOL = 2;
+const PHASE = 3;
+const STATE_HASH = 4;
+const SHADOW_HASH = 5;
 
 export class TraceHasher {
   private buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   private view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
   private used = 0;
+  /** The previous record's string fields, by slot (RUN_ID...SHADOW_HASH). */
+  private readonly previous: string[] = ['', '', '', '', '', ''];
 
   private constructor(private readonly hasher: IHasher) {}
 
@@ -43,7 +58,7 @@ export class TraceHasher {
     for (const fault of r.faults) faultChars += 4 + fault.length;
     // UTF-8 takes at most 3 bytes per UTF-16 unit; 4 per unit also covers each length prefix.
     const textChars = r.run_id.length + r.event_id.length + r.protocol.length + r.phase.length + r.state_hash.length + r.shadow_hash.length;
-    this.reserve(FIXED_BYTES + 6 * 4 + 4 * (textChars + faultChars) + 4 + 4 + 8 * r.faulty_nodes.length);
+    this.reserve(FIXED_BYTES + 6 * 5 + 4 * (textChars + faultChars) + 4 + 4 + 8 * r.faulty_nodes.length);
     const view = this.view;
     let o = this.used;
     view.setFloat64(o, r.schema_version);
@@ -63,12 +78,17 @@ export class TraceHasher {
     view.setUint8(o + 104, latency === null ? 0 : 1);
     view.setFloat64(o + 105, latency ?? 0);
     o += FIXED_BYTES;
-    o = this.writeString(o, r.run_id);
-    o = this.writeString(o, r.event_id);
-    o = this.writeString(o, r.protocol);
-    o = this.writeString(o, r.phase);
-    o = this.writeString(o, r.state_hash);
-    o = this.writeString(o, r.shadow_hash);
+    o = this.writeField(o, RUN_ID, r.run_id);
+    o = this.writeField(o, EVENT_ID, r.event_id);
+    o = this.writeField(o, PROTOCOL, r.protocol);
+    o = this.writeField(o, PHASE, r.phase);
+    o = this.writeField(o, STATE_HASH, r.state_hash);
+    if (r.shadow_hash === r.state_hash) {
+      view.setUint8(o++, AS_STATE_HASH);
+      this.previous[SHADOW_HASH] = r.shadow_hash;
+    } else {
+      o = this.writeField(o, SHADOW_HASH, r.shadow_hash);
+    }
     view.setUint32(o, r.faults.length);
     o += 4;
     for (const fault of r.faults) o = this.writeString(o, fault);
@@ -81,9 +101,31 @@ export class TraceHasher {
     this.used = o;
   }
 
+  /** A tag, then the string unless it repeats the previous record's value of this field. */
+  private writeField(at: number, slot: number, text: string): number {
+    const previous = this.previous;
+    if (text === previous[slot]) {
+      this.view.setUint8(at, AS_PREVIOUS);
+      return at + 1;
+    }
+    previous[slot] = text;
+    this.view.setUint8(at, LITERAL);
+    return this.writeString(at + 1, text);
+  }
+
   /** Writes `text` as UTF-8 after its byte length; returns the offset after it. */
   private writeString(at: number, text: string): number {
-    const written = this.buffer.write(text, at + 4, 'utf8');
+    // Trace strings are short and ASCII (ids, phases, hex hashes): a JS loop beats a native
+    // Buffer.write call per field. Anything else goes through Buffer.write, same bytes.
+    const buffer = this.buffer;
+    const length = text.length;
+    let i = 0;
+    for (; i < length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) break;
+      buffer[at + 4 + i] = code;
+    }
+    const written = i === length ? length : this.buffer.write(text, at + 4, 'utf8');
     this.view.setUint32(at, written);
     return at + 4 + written;
   }

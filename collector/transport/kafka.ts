@@ -24,6 +24,8 @@ export interface KafkaTransportOptions {
   readonly fetchMaxWaitMs?: number;
   /** Partitions whose batches are handled at once (the collector stores them in one insert). */
   readonly partitionsConsumedConcurrently?: number;
+  /** max.message.bytes of the topics `ensureTopics` creates (default 16 MiB). */
+  readonly topicMaxMessageBytes?: number;
 }
 
 export class KafkaTransport implements Transport {
@@ -56,7 +58,9 @@ export class KafkaTransport implements Transport {
       const existing = new Set(await admin.listTopics());
       const missing = topics.filter((t) => !existing.has(t.name));
       if (missing.length > 0) {
-        await admin.createTopics({ waitForLeaders: true, topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })) });
+        // Producers bundle records and send large batches; allow them (the broker default is 1 MiB).
+        const configEntries = [{ name: 'max.message.bytes', value: String(this.options.topicMaxMessageBytes ?? 16 * 1024 * 1024) }];
+        await admin.createTopics({ waitForLeaders: true, topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1, configEntries })) });
       }
     } catch (cause) {
       throw unavailable(this.options.brokers, 'create topics', cause);

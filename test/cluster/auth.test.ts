@@ -1,0 +1,85 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createAuthenticator, nodeKey } from '../../cluster/auth.ts';
+import type { Message } from '../../cluster/protocol.ts';
+
+const SECRET = 'auth-test';
+const vote = (from: number, seq = 7): Message => ({ type: 'PREPARE', from, view: 0, seq, digest: 'ab'.repeat(32) });
+
+describe('createAuthenticator', () => {
+  const auths = [0, 1, 2, 3].map((id) => createAuthenticator(SECRET, id, 4));
+  const [a0, a1, a2] = [auths[0]!, auths[1]!, auths[2]!];
+
+  it('signs with HMAC-SHA256 (base64) over the JSON without mac, so peers in other processes agree', () => {
+    const unsigned = vote(0);
+    const signed = a0.sign(unsigned);
+    const expected = createHmac('sha256', nodeKey(SECRET, 0)).update(JSON.stringify(unsigned)).digest('base64');
+    expect(signed.mac).toBe(expected);
+    expect(unsigned.mac).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(signed))).toEqual({ ...unsigned, mac: expected });
+  });
+
+  it('accepts the signed object and its JSON round trip at every replica', () => {
+    const signed = a0.sign(vote(0));
+    for (const auth of auths) {
+      expect(auth.verify(signed)).toBe(true);
+      expect(auth.verify(JSON.parse(JSON.stringify(signed)) as Message)).toBe(true);
+    }
+  });
+
+  it('rejects a copy that claims another sender but keeps the MAC (forged_vote wiring)', () => {
+    const signed = a0.sign(vote(0));
+    expect(a1.verify(signed)).toBe(true);
+    expect(a1.verify({ ...signed, from: 2 })).toBe(false);
+    expect(a2.verify({ ...signed, from: 1 })).toBe(false);
+  });
+
+  it('rejects a copy with any other field changed, even after the original was verified', () => {
+    const signed = a0.sign(vote(0));
+    expect(a1.verify(signed)).toBe(true);
+    expect(a1.verify({ ...signed, seq: 8 })).toBe(false);
+    expect(a1.verify({ ...signed, digest: 'cd'.repeat(32) })).toBe(false);
+    expect(a1.verify({ ...signed, mac: 'AAAA' })).toBe(false);
+    const { mac: _mac, ...unsigned } = signed;
+    expect(a1.verify(unsigned as Message)).toBe(false);
+  });
+
+  it('does not trust a remembered verdict once mac or from is changed in place', () => {
+    const macChanged = a0.sign(vote(0)) as Message & { mac: string };
+    expect(a1.verify(macChanged)).toBe(true);
+    macChanged.mac = a0.sign(vote(0, 99)).mac!;
+    expect(a1.verify(macChanged)).toBe(false);
+    const fromChanged = a0.sign(vote(0)) as { from: number } & Message;
+    expect(a1.verify(fromChanged)).toBe(true);
+    (fromChanged as { from: number }).from = 1;
+    expect(a1.verify(fromChanged)).toBe(false);
+  });
+
+  it('a node cannot sign for another node', () => {
+    expect(() => a0.sign(vote(1))).toThrow(/cannot sign/);
+  });
+
+  it('rejects senders outside the cluster and malformed senders without throwing', () => {
+    const signed = a0.sign(vote(0));
+    for (const from of [4, -1, 1.5, 'length', '0', null]) {
+      expect(a1.verify({ ...signed, from } as unknown as Message)).toBe(false);
+    }
+  });
+
+  it('keeps clusters apart: a message signed under another cluster secret is rejected', () => {
+    const other = createAuthenticator('another-secret', 0, 4);
+    const foreign = other.sign(vote(0));
+    expect(a1.verify(foreign)).toBe(false);
+    expect(createAuthenticator('another-secret', 1, 4).verify(foreign)).toBe(true);
+    // The verdict remembered for one cluster does not carry over to the other.
+    const ours = a0.sign(vote(0));
+    expect(createAuthenticator('another-secret', 1, 4).verify(ours)).toBe(false);
+  });
+
+  it('verifies a message a new authenticator of the same cluster never saw signed', () => {
+    const signed = a0.sign(vote(0));
+    const fresh = createAuthenticator(SECRET, 3, 4);
+    expect(fresh.verify(signed)).toBe(true);
+    expect(fresh.verify({ ...signed })).toBe(true);
+  });
+});
