@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
-import { deadLetterOf, decodeMessage, type DeadLetter } from './decode.ts';
+import { deadLetterOf, decodeMessage, decodeMessageFast, type DeadLetter } from './decode.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { STORE_RETRY, type RetryPolicy } from './retry.ts';
 import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
@@ -21,7 +21,8 @@ import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, Tran
 export interface RecordWriter {
   /**
    * Resolves when stored; throws a `retriable` error when the store is unavailable. `rows`, when
-   * given, holds each record's JSON line (same order), which a writer may send as it is.
+   * given, is the same records as NDJSON blocks (one or more lines each, same order), which a
+   * writer may send as they are.
    */
   write(records: readonly TraceRecord[], rows?: readonly Buffer[]): Promise<void>;
 }
@@ -149,43 +150,70 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private async handle(batch: IncomingBatch): Promise<void> {
     const step = this.options.batchRowsMax;
     const all: TraceRecord[] = [];
-    const sources: { message: IncomingMessage; index: number; bytes: Buffer }[] = [];
+    // Where each stored record came from (message, line), as parallel arrays: one entry per record.
+    const fromMessage: IncomingMessage[] = [];
+    const fromLine: number[] = [];
+    const chunkStarts: number[] = [];
     const dead: DeadLetter[] = [];
     const stored: Promise<void>[] = [];
     let records: TraceRecord[] = [];
     let rows: Buffer[] = [];
     let consumed = 0;
     const heartbeat = () => batch.heartbeat();
+    const submit = async () => {
+      chunkStarts.push(all.length - records.length);
+      stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
+      records = [];
+      rows = [];
+      // Let the insert start in the engine while the rest of the batch is decoded.
+      await yieldToEventLoop();
+    };
+    const take = (record: TraceRecord, message: IncomingMessage, line: number) => {
+      records.push(record);
+      all.push(record);
+      fromMessage.push(message);
+      fromLine.push(line);
+    };
     for (const message of batch.messages) {
+      const fast = decodeMessageFast(message.value, this.options.recordBytesMax);
+      if (fast !== undefined && fast.records.length <= step) {
+        // The message's NDJSON goes to the store as one block, so it must fit in one chunk.
+        if (records.length + fast.records.length > step) await submit();
+        consumed += fast.records.length;
+        for (const [line, record] of fast.records.entries()) take(record, message, line);
+        rows.push(fast.block);
+        if (records.length === step) await submit();
+        continue;
+      }
       for (const decoded of decodeMessage(message.value, this.options.recordBytesMax)) {
         consumed++;
         if (!decoded.ok) {
           dead.push(deadLetterOf(message, decoded.reason, decoded.errors, decoded.index, decoded.bytes));
           continue;
         }
-        records.push(decoded.record);
+        take(decoded.record, message, decoded.index);
         rows.push(decoded.row);
-        all.push(decoded.record);
-        sources.push({ message, index: decoded.index, bytes: decoded.bytes });
-        if (records.length === step) {
-          stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
-          records = [];
-          rows = [];
-          // Let the insert start in the engine while the rest of the batch is decoded.
-          await yieldToEventLoop();
-        }
+        if (records.length === step) await submit();
       }
     }
-    if (records.length > 0) stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
+    if (records.length > 0) {
+      chunkStarts.push(all.length - records.length);
+      stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
+    }
     const results = await this.groupCommit.settle(stored);
     for (const [i, result] of results.entries()) {
       if (result.status === 'fulfilled') continue;
       const error = result.reason as unknown;
       // Unavailable (and shutting down): rethrow, so the batch stays uncommitted and is redelivered.
       if (!(error instanceof LatticeError) || error.retriable) throw error;
-      const rejected = sources.slice(i * step, (i + 1) * step);
-      this.options.logger.error('store rejected rows; dead-lettering them', { rows: rejected.length, error });
-      for (const source of rejected) dead.push(deadLetterOf(source.message, 'store_rejected', [{ path: '', message: error.message }], source.index, source.bytes));
+      const from = chunkStarts[i]!;
+      const to = chunkStarts[i + 1] ?? all.length;
+      this.options.logger.error('store rejected rows; dead-lettering them', { rows: to - from, error });
+      for (let r = from; r < to; r++) {
+        const message = fromMessage[r]!;
+        const line = decodeMessage(message.value, Number.POSITIVE_INFINITY)[fromLine[r]!];
+        dead.push(deadLetterOf(message, 'store_rejected', [{ path: '', message: error.message }], fromLine[r]!, line?.bytes ?? message.value));
+      }
     }
     if (dead.length > 0) await this.deadLetter(dead);
     this.stats.consumed += consumed;

@@ -64,6 +64,31 @@ export function decodeMessage(value: Buffer, recordBytesMax: number): DecodedLin
   return out;
 }
 
+/**
+ * The common case, cheaply: a message whose every line is a record the fast check accepts comes
+ * back as its records plus the message body itself as their NDJSON block (one string decode, no
+ * per-record buffers). Anything else — a bad or oversized line, a pretty-printed record, a
+ * message larger than one record may be — returns undefined, and `decodeMessage` decides.
+ */
+export function decodeMessageFast(value: Buffer, recordBytesMax: number): { records: TraceRecord[]; block: Buffer } | undefined {
+  let end = value.length;
+  while (end > 0 && value[end - 1] === NEWLINE) end--;
+  if (end === 0 || end > recordBytesMax) return undefined;
+  const block = end === value.length ? value : value.subarray(0, end);
+  const records: TraceRecord[] = [];
+  for (const line of block.toString('utf8').split('\n')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      return undefined;
+    }
+    if (!isCertainlyValidRecord(parsed)) return undefined;
+    records.push(parsed);
+  }
+  return { records, block };
+}
+
 /** What lands on the dead-letter topic: the reason, where the record came from, and its bytes. */
 export interface DeadLetter {
   readonly reason: DeadLetterReason;

@@ -30,6 +30,7 @@ export interface GroupCommitOptions {
 
 export interface Chunk {
   readonly records: readonly TraceRecord[];
+  /** The same records as NDJSON blocks, in order (see RecordWriter). */
   readonly rows: readonly Buffer[];
 }
 

@@ -6,7 +6,6 @@
  */
 import type { TraceSink } from '../core/sink.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
-import { encodeRecord } from './encode.ts';
 import type { OutgoingMessage, TransportProducer } from './transport/transport.ts';
 
 export interface ProducerSinkOptions {
@@ -71,7 +70,7 @@ export class ProducerSink implements TraceSink {
     const chunk = this.options.sendRecordsMax ?? 1_000;
     for (let start = 0; start < records.length; start += chunk) {
       const lines: Line[] = [];
-      for (const record of records.slice(start, start + chunk)) lines.push({ key: recordKey(record), text: encodeRecord(record) });
+      for (const record of records.slice(start, start + chunk)) lines.push({ key: recordKey(record), text: JSON.stringify(record) });
       await this.producer.send(this.options.topic, bundle(lines, this.options.recordsPerMessageMax ?? 1));
       this.sent += lines.length;
     }
@@ -142,7 +141,7 @@ export class BatchingProducerSink implements TraceSink {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.recordsBuffered + records.length > this.bufferedRecordsMax) return this.writeWhenRoom(records);
     // Room for all of them: the common case, without an async frame per call.
-    for (const record of records) this.waiting.push({ key: recordKey(record), text: encodeRecord(record) });
+    for (const record of records) this.waiting.push({ key: recordKey(record), text: JSON.stringify(record) });
     this.kick(false);
     return RESOLVED;
   }
@@ -154,7 +153,7 @@ export class BatchingProducerSink implements TraceSink {
         await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
         this.throwIfFailed();
       }
-      this.waiting.push({ key: recordKey(record), text: encodeRecord(record) });
+      this.waiting.push({ key: recordKey(record), text: JSON.stringify(record) });
     }
     this.kick(false);
   }

@@ -1,7 +1,7 @@
 /**
  * The RecordWriter over the real store. Valid records arrive with their original JSON bytes
- * (see decode.ts), so an insert is one concatenation and one statement: no object is serialised
- * again on the hot path. The table is a ReplacingMergeTree keyed by the event id's parts, so a
+ * (NDJSON blocks, see decode.ts), so an insert is one concatenation and one statement: no
+ * object is serialised again on the hot path. The table is a ReplacingMergeTree keyed by the event id's parts, so a
  * redelivered batch collapses on merge and FINAL reads never see it twice.
  */
 import { Readable } from 'node:stream';
@@ -25,7 +25,7 @@ export function storeRecordWriter(store: Store, table = store.table('transitions
   return {
     async write(records, rows) {
       if (records.length === 0) return;
-      if (rows === undefined || rows.length !== records.length) return insert(canonicalBody(records), records.length);
+      if (rows === undefined || rows.length === 0) return insert(canonicalBody(records), records.length);
       try {
         await insert(joinLines(rows), records.length);
       } catch (error) {

@@ -10,6 +10,7 @@
  * these bugs need (see the comment on each scenario).
  */
 import { describe, expect, it } from 'vitest';
+import { generateScenarios } from '../../cluster/chaos/generate.ts';
 import { validateScenario, type Scenario, type ScenarioInput } from '../../cluster/chaos/scenario.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
 import { pbftProtocol } from '../../cluster/pbft/index.ts';
@@ -136,6 +137,33 @@ describe('mutation testing: every known bug is caught by the checkers', () => {
         expect(control.linearizability?.result, control.replay).toBe('ok');
         expect(control.ok, control.replay).toBe(true);
       }
+    }, 120_000);
+  }
+});
+
+describe('mutation testing: the generic chaos sweep catches the easy ones too', () => {
+  // The same corpus as chaos-sweep.test.ts (seed 2026, 600 ms, run seed 1000 + i). It does not
+  // reach prepare-quorum-f (needs equivocation then a view change in one run) nor
+  // majority-fast-quorum (generated EPaxos clusters have 5 replicas, where F+1 = fast quorum).
+  const sweepCases: ReadonlyArray<{ mutation: ProtocolMutation; protocol: ProtocolDefinition; count: number }> = [
+    { mutation: 'no-deps-union', protocol: epaxosProtocol, count: 3 },
+    { mutation: 'exec-ignore-deps', protocol: epaxosProtocol, count: 3 },
+    { mutation: 'no-cert-carryover', protocol: pbftProtocol, count: 15 },
+  ];
+  for (const c of sweepCases) {
+    it(`${c.protocol.name} ${c.mutation} fails one of the first ${c.count} generated scenarios`, async () => {
+      const corpus = generateScenarios({ count: c.count, seed: 2026, protocol: c.protocol.name, durationMs: 600 });
+      let caught: RunResult | null = null;
+      let index = 0;
+      for (; index < corpus.length && caught === null; index++) {
+        const result = await run({ protocol: c.protocol, scenario: corpus[index]!.scenario }, FIRST_SEED + index, [c.mutation]);
+        if (!result.ok) caught = result;
+      }
+      expect(caught, `${c.mutation} survived ${c.count} generated scenarios`).not.toBeNull();
+      if (caught === null) return;
+      console.log(`[sweep ${c.mutation}] caught by generated scenario ${index - 1}: ${summary(caught)}`);
+      const control = await run({ protocol: c.protocol, scenario: corpus[index - 1]!.scenario }, caught.seed, []);
+      expect(control.ok, `${control.replay}: ${control.safetyViolations.map((v) => v.kind).join(', ')}`).toBe(true);
     }, 120_000);
   }
 });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, decodeRecord, deadLetterOf } from '../../collector/decode.ts';
-import { encodeRecord } from '../../collector/encode.ts';
 import { isCertainlyValidRecord } from '../../collector/fast-validate.ts';
 import { createRng } from '../../core/rng.ts';
 import { validateTraceRecord } from '../../core/trace-schema.ts';
@@ -98,17 +97,3 @@ describe('fast validation is sound: it never accepts what the schema rejects', (
   });
 });
 
-describe('encodeRecord', () => {
-  it('writes exactly what JSON.stringify writes for valid records', () => {
-    const records = [
-      makeRecord(),
-      makeRecord({ run_id: 'run "quoted" \\ ünïcode', node: 65535, node_seq: 2 ** 40, latency_us: null, faults: ['crash', 'state_corruption'], faulty_nodes: [0, 3] }),
-      makeRecord({ protocol: 'epaxos', phase: 'pre_accept_reply', deps_count: 12, latency_us: 0 }),
-    ];
-    for (const r of records) {
-      const fixed = { ...r, event_id: `${r.run_id}/${r.node}/${r.node_seq}` };
-      expect(encodeRecord(fixed)).toBe(JSON.stringify(fixed));
-      expect(decodeRecord(Buffer.from(encodeRecord(fixed)), MAX).ok).toBe(true);
-    }
-  });
-});
