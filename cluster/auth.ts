@@ -20,14 +20,56 @@ export function nodeKey(clusterSecret: string, node: NodeId): Buffer {
 }
 
 /**
- * Per signing key (by its hex, so the authenticators of one cluster share it): objects that key
- * vouched for, with the MAC they carried then. Module-private, so only sign() and a successful
- * full verify() can add to it. Bounded: forgetting only costs a full verification later.
+ * A MAC computed on first read. sign() fixes the MAC input (the JSON) at once, but the HMAC is
+ * only computed when something reads `mac`: a copy, JSON on a wire, a certificate that embeds
+ * the message, a full verify(). In the simulator every receiver verifies by identity (below), so
+ * most MACs are never read. Once read, the value is kept: the message looks exactly as if the
+ * MAC had been computed when it was signed.
  */
-const vouched = new Map<string, WeakMap<object, string>>();
+class LazyMac {
+  private value: string | undefined;
+  /** False once `mac` was assigned in place: the object is no longer what was signed. */
+  pristine = true;
+
+  constructor(
+    private readonly key: Buffer,
+    private readonly input: string,
+  ) {}
+
+  read(): string {
+    this.value ??= hmac(this.key, this.input);
+    return this.value;
+  }
+
+  write(value: string): void {
+    this.value = value;
+    this.pristine = false;
+  }
+}
+
+const lazyMacs = new WeakMap<object, LazyMac>();
+/** One shared descriptor (and accessor pair), so signed objects keep sharing hidden classes.
+ * Not configurable: `delete signed.mac` cannot strip the MAC behind the verdict's back. */
+const LAZY_MAC_PROPERTY: PropertyDescriptor = Object.freeze({
+  enumerable: true,
+  configurable: false,
+  get(this: object): string | undefined {
+    return lazyMacs.get(this)?.read();
+  },
+  set(this: object, value: string): void {
+    lazyMacs.get(this)?.write(value);
+  },
+});
+
+/**
+ * Per signing key (by its hex, so the authenticators of one cluster share it): objects that key
+ * vouched for, with the MAC they carried then (or their LazyMac). Module-private, so only sign()
+ * and a successful full verify() can add to it. Bounded: forgetting only costs a full verify.
+ */
+const vouched = new Map<string, WeakMap<object, string | LazyMac>>();
 const VOUCHED_KEYS_MAX = 4096;
 
-function vouchedBy(keyId: string): WeakMap<object, string> {
+function vouchedBy(keyId: string): WeakMap<object, string | LazyMac> {
   let objects = vouched.get(keyId);
   if (objects === undefined) {
     if (vouched.size >= VOUCHED_KEYS_MAX) vouched.clear();
@@ -35,6 +77,10 @@ function vouchedBy(keyId: string): WeakMap<object, string> {
     vouched.set(keyId, objects);
   }
   return objects;
+}
+
+function hmac(key: Buffer, input: string): string {
+  return createHmac('sha256', key).update(input).digest('base64');
 }
 
 /** The MAC input: the message without its `mac` field, as JSON in insertion order. */
@@ -47,35 +93,41 @@ function macInput(message: Message): string {
 
 export function createAuthenticator(clusterSecret: string, self: NodeId, replicaCount: number): Authenticator {
   const keys: Buffer[] = [];
-  const vouchedFor: Array<WeakMap<object, string>> = [];
+  const vouchedFor: Array<WeakMap<object, string | LazyMac>> = [];
   for (let node = 0; node < replicaCount; node++) {
     const key = nodeKey(clusterSecret, node);
     keys.push(key);
     vouchedFor.push(vouchedBy(key.toString('hex')));
   }
-  const macOf = (key: Buffer, message: Message): string => createHmac('sha256', key).update(macInput(message)).digest('base64');
   const ownKey = keys[self];
   const ownVouched = vouchedFor[self];
   if (ownKey === undefined || ownVouched === undefined) throw new RangeError(`node ${self} is not in a cluster of ${replicaCount}`);
   return {
     sign(message) {
       if (message.from !== self) throw new Error(`node ${self} cannot sign a message from ${message.from}`);
-      const mac = macOf(ownKey, message);
-      const signed = { ...message, mac };
-      ownVouched.set(signed, mac);
+      const lazy = new LazyMac(ownKey, macInput(message));
+      // Same keys in the same order as `{ ...message, mac }`, with `mac` an accessor.
+      const signed = { ...message, mac: undefined };
+      Object.defineProperty(signed, 'mac', LAZY_MAC_PROPERTY);
+      lazyMacs.set(signed, lazy);
+      ownVouched.set(signed, lazy);
       return signed;
     },
     verify(message) {
       const from = message.from;
-      const mac = message.mac;
       // An integer check first: a forged `from` such as "length" must not index the arrays.
-      if (!Number.isInteger(from) || typeof mac !== 'string') return false;
+      if (!Number.isInteger(from)) return false;
       const key = keys[from];
       const senderVouched = vouchedFor[from];
       if (key === undefined || senderVouched === undefined) return false;
-      if (senderVouched.get(message) === mac) return true;
-      if (macOf(key, message) !== mac) return false;
-      senderVouched.set(message, mac);
+      // Identity first: reading `mac` of a lazily signed message would compute it.
+      const known = senderVouched.get(message);
+      if (known !== undefined && typeof known !== 'string' && known.pristine) return true;
+      const mac = message.mac;
+      if (typeof mac !== 'string') return false;
+      if (known === mac) return true;
+      if (hmac(key, macInput(message)) !== mac) return false;
+      if (known === undefined) senderVouched.set(message, mac);
       return true;
     },
   };

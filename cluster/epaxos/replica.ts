@@ -374,7 +374,7 @@ export class EpaxosReplica implements Replica {
       // A client that resent to another replica may have its request in two instances: run it once.
       result = this.executedRequests.get(rk);
       if (result === undefined) {
-        result = this.env.stateMachine.execute(cmd.op);
+        result = this.env.stateMachine.execute(cmd.op, cmd);
         this.executedRequests.set(rk, result);
       }
     }
