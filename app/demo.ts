@@ -8,6 +8,10 @@ import type { Logger } from '../core/logging.ts';
 import type { Protocol } from '../core/trace-schema.ts';
 import { loadScenarioFile } from '../cluster/chaos/scenario.ts';
 import { protocolByName, scenarioPath } from '../cluster/protocols.ts';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { exportFeaturesArrow } from '../store/arrow.ts';
+import { readFeatureRows } from '../store/features.ts';
 import { queryRows } from '../store/transitions.ts';
 import { Pipeline } from './pipeline.ts';
 
@@ -17,6 +21,8 @@ export interface DemoOptions {
   /** A scenario file; default: the protocol's built-in demo scenario. */
   readonly scenario?: string;
   readonly onProgress?: (stage: string) => void;
+  /** Where the features' Arrow file goes (default .lattice/exports). */
+  readonly exportDir?: string;
 }
 
 export interface DemoSummary {
@@ -37,6 +43,21 @@ export interface DemoSummary {
   readonly store: { kind: string; location: string; database: string };
   readonly replay: string;
   readonly phases: Record<string, number>;
+  /** Per-second cluster features of the run (a few columns, for the printed table). */
+  readonly features: FeatureWindow[];
+  /** The run's per-node features as an Arrow IPC file (pyarrow, pandas, polars, DuckDB read it). */
+  readonly features_arrow: string;
+}
+
+export interface FeatureWindow {
+  readonly window_start: string;
+  readonly transitions: number;
+  readonly msgs_sent: number;
+  readonly view_changes: number;
+  readonly recoveries: number;
+  readonly commit_latency_p99_us: number;
+  readonly hash_mismatches: number;
+  readonly active_faults: string[];
 }
 
 export async function runDemo(config: LatticeConfig, logger: Logger, options: DemoOptions): Promise<DemoSummary> {
@@ -51,6 +72,11 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
     const { result, stored, deadLettered } = await pipeline.ingestRun(protocol, scenario, options.seed);
     const { store } = pipeline;
     const phases = await queryRows<{ phase: string; n: string }>(store, `SELECT phase, count() AS n FROM ${store.table('transitions')} FINAL WHERE run_id = {run:String} GROUP BY phase ORDER BY phase`, { run: result.runId });
+    const windows = await readFeatureRows<Record<string, unknown>>(store, { runId: result.runId, level: 'cluster' });
+    const exportDir = resolve(options.exportDir ?? '.lattice/exports');
+    mkdirSync(exportDir, { recursive: true });
+    const arrowPath = join(exportDir, `${result.runId}-features-node.arrow`);
+    await exportFeaturesArrow(store, arrowPath, { runId: result.runId, level: 'node' });
     return {
       run_id: result.runId,
       protocol: protocol.name,
@@ -69,6 +95,17 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
       store: { kind: store.kind, location: store.location, database: store.database },
       replay: result.replay,
       phases: Object.fromEntries(phases.map((p) => [p.phase, Number(p.n)])),
+      features: windows.map((w) => ({
+        window_start: String(w.window_start),
+        transitions: Number(w.transitions),
+        msgs_sent: Number(w.msgs_sent),
+        view_changes: Number(w.view_changes),
+        recoveries: Number(w.recoveries),
+        commit_latency_p99_us: Number(w.commit_latency_p99_us),
+        hash_mismatches: Number(w.hash_mismatches),
+        active_faults: (w.active_faults as string[] | undefined) ?? [],
+      })),
+      features_arrow: arrowPath,
     };
   } finally {
     await pipeline.close();
@@ -90,9 +127,17 @@ export function formatDemoSummary(summary: DemoSummary): string {
     `  trace hash (BLAKE3)   ${summary.trace_hash}`,
     `  by phase              ${Object.entries(summary.phases).map(([p, n]) => `${p}=${n}`).join(' ')}`,
     '',
+    'Per-second cluster features (store table features_cluster_1s):',
+    `  ${'window (UTC)'.padEnd(20)} ${'records'.padStart(8)} ${'msgs'.padStart(8)} ${'view chg'.padStart(8)} ${'recov'.padStart(6)} ${'p99 ms'.padStart(8)} ${'hash!='.padStart(6)}  faults`,
+    ...summary.features.map(
+      (w) =>
+        `  ${w.window_start.padEnd(20)} ${String(w.transitions).padStart(8)} ${String(w.msgs_sent).padStart(8)} ${String(w.view_changes).padStart(8)} ${String(w.recoveries).padStart(6)} ${(w.commit_latency_p99_us / 1000).toFixed(1).padStart(8)} ${String(w.hash_mismatches).padStart(6)}  ${w.active_faults.join(',') || '-'}`,
+    ),
+    '',
     'Where to look:',
     `  store      ${summary.store.kind} ClickHouse at ${summary.store.location} (database ${summary.store.database}, table transitions)`,
     `  query      SELECT phase, count() FROM ${summary.store.database}.transitions FINAL WHERE run_id = '${summary.run_id}' GROUP BY phase`,
+    `  features   ${summary.features_arrow} (Arrow IPC, per node and second)`,
     `  replay     lattice chaos run ${summary.scenario} --protocol ${summary.protocol} --seed ${summary.seed}`,
     '',
   ];

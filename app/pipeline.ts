@@ -1,22 +1,20 @@
 /**
- * One pipeline session: store + transport + collector opened once, then any number of seeded
- * cluster runs shipped through it. With the in-process transport the collector runs here (the
- * records would otherwise have nowhere to go); with Kafka the same is true, and a separate
- * `lattice collect` group may also be consuming the same topic.
+ * One pipeline session: store + transport opened once, the collector service running on them
+ * (the same code as `lattice collect`), then any number of seeded cluster runs shipped through
+ * the transport. With the in-process transport the collector must run here (the records would
+ * otherwise have nowhere to go); with Kafka, other `lattice collect` groups may read the topic too.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LatticeConfig } from '../core/config.ts';
 import type { Logger } from '../core/logging.ts';
-import { Collector } from '../collector/collector.ts';
-import { ProducerSink } from '../collector/producer-sink.ts';
+import { BatchingProducerSink } from '../collector/producer-sink.ts';
+import { runCollectorService, transportFromConfig, type CollectorServiceHandle } from '../collector/run.ts';
 import type { Transport, TransportProducer } from '../collector/transport/transport.ts';
 import type { Scenario } from '../cluster/chaos/scenario.ts';
 import type { ProtocolDefinition } from '../cluster/protocol.ts';
 import { runSimulation, type RunResult } from '../cluster/run.ts';
 import { openStore, type Store } from '../store/client.ts';
-import { migrate } from '../store/migrations.ts';
 import { countTransitions } from '../store/transitions.ts';
-import { createTransport, storeWriter, topicsOf } from './wiring.ts';
 
 export interface IngestedRun {
   readonly result: RunResult;
@@ -29,29 +27,28 @@ export class Pipeline {
     readonly config: LatticeConfig,
     readonly store: Store,
     readonly transport: Transport,
-    private readonly collector: Collector,
+    private readonly service: CollectorServiceHandle,
     private readonly producer: TransportProducer,
   ) {}
 
   static async open(config: LatticeConfig, logger: Logger): Promise<Pipeline> {
     const store = await openStore(config.store);
-    const transport = createTransport(config, logger);
+    const transport = transportFromConfig(config, logger);
     try {
-      await migrate(store);
-      await transport.ensureTopics(topicsOf(config));
-      const collector = new Collector({
+      const service = await runCollectorService({
+        config,
+        logger,
+        store,
         transport,
-        writer: storeWriter(store),
-        topic: config.transport.topic,
-        dlqTopic: config.transport.dlq_topic,
-        groupId: config.collector.group_id,
-        batchRowsMax: config.collector.batch_rows_max,
-        recordBytesMax: config.collector.record_bytes_max,
-        logger: logger.child({ component: 'collector' }),
+        handleSignals: false,
+        // Features are refreshed after each run (below), and the metrics endpoint takes any free
+        // port so a demo never collides with a `lattice collect` already serving on 9464.
+        featuresIntervalMs: 0,
+        metricsPort: 0,
+        metricsHost: '127.0.0.1',
       });
-      await collector.start();
       const producer = await transport.createProducer();
-      return new Pipeline(config, store, transport, collector, producer);
+      return new Pipeline(config, store, transport, service, producer);
     } catch (error) {
       await transport.close().catch(() => undefined);
       await store.close().catch(() => undefined);
@@ -59,23 +56,27 @@ export class Pipeline {
     }
   }
 
-  /** Runs the cluster with its records shipped through the transport, and waits until stored. */
+  /** Runs the cluster with its trace shipped through the transport; resolves once it is stored
+   * and its features are computed. */
   async ingestRun(protocol: ProtocolDefinition, scenario: Scenario, seed: number): Promise<IngestedRun> {
-    const deadBefore = this.collector.stats.deadLettered;
-    const sink = new ProducerSink(this.producer, { topic: this.config.transport.topic });
+    const deadBefore = this.service.stats.deadLettered;
+    const sink = new BatchingProducerSink(this.producer, { topic: this.config.transport.topic });
     const result = await runSimulation({ protocol, scenario, seed, sink });
+    await sink.flush();
     await this.drain();
-    return { result, stored: await countTransitions(this.store, result.runId), deadLettered: this.collector.stats.deadLettered - deadBefore };
+    await this.service.refreshFeatures();
+    return { result, stored: await countTransitions(this.store, result.runId), deadLettered: this.service.stats.deadLettered - deadBefore };
   }
 
   /** Waits until the collector group has committed everything produced so far. */
   async drain(): Promise<void> {
-    while ((await this.transport.lag(this.config.collector.group_id, this.config.transport.topic)) > 0) await sleep(25);
+    const { group_id: group } = this.config.collector;
+    while ((await this.transport.lag(group, this.config.transport.topic)) > 0) await sleep(25);
   }
 
   async close(): Promise<void> {
     await this.producer.close().catch(() => undefined);
-    await this.collector.stop();
+    await this.service.stop();
     await this.transport.close();
     await this.store.close();
   }

@@ -69,7 +69,38 @@ export function transportFromConfig(config: LatticeConfig, logger: Logger): Tran
 export async function runCollectorService(options: CollectorServiceOptions): Promise<CollectorServiceHandle> {
   const { config, logger } = options;
   const log = logger.child({ component: 'collector' });
-  const store = options.store ?? (await openStore(config.store));
+  // Signals are caught from the first moment: one that arrives while starting stops the service
+  // as soon as it is up, instead of killing the process halfway through.
+  let requestStop: () => void = () => {
+    stopRequested = true;
+  };
+  let stopRequested = false;
+  const onSignal = (name: string) => () => {
+    log.info('signal received, shutting down', { signal: name });
+    requestStop();
+  };
+  const onTerm = onSignal('SIGTERM');
+  const onInt = onSignal('SIGINT');
+  const onAbort = () => requestStop();
+  const detachSignals = () => {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    options.signal?.removeEventListener('abort', onAbort);
+  };
+  if (options.handleSignals ?? true) {
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+  }
+  if (options.signal?.aborted) stopRequested = true;
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  let store: Store;
+  try {
+    store = options.store ?? (await openStore(config.store));
+  } catch (error) {
+    detachSignals();
+    throw error;
+  }
   const ownsStore = options.store === undefined;
   const transport = options.transport ?? transportFromConfig(config, logger);
   const ownsTransport = options.transport === undefined;
@@ -77,6 +108,7 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
   const cleanup = async () => {
     for (const step of cleanups.splice(0).reverse()) await step().catch((error: unknown) => log.warn('shutdown step failed', { error }));
   };
+  cleanups.push(async () => detachSignals());
   if (ownsStore) cleanups.push(() => store.close());
   if (ownsTransport) cleanups.push(() => transport.close());
 
@@ -149,7 +181,6 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
     const stop = () => {
       stopping ??= (async () => {
         log.info('collector service stopping');
-        detachSignals();
         await collector.stop();
         await refresh();
         await cleanup();
@@ -157,24 +188,8 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
       })();
       return stopping;
     };
-    const onSignal = (name: string) => () => {
-      log.info('signal received, shutting down', { signal: name });
-      void stop();
-    };
-    const onTerm = onSignal('SIGTERM');
-    const onInt = onSignal('SIGINT');
-    const onAbort = () => void stop();
-    const detachSignals = () => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      options.signal?.removeEventListener('abort', onAbort);
-    };
-    if (options.handleSignals ?? true) {
-      process.once('SIGTERM', onTerm);
-      process.once('SIGINT', onInt);
-    }
-    if (options.signal?.aborted) void stop();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    requestStop = () => void stop();
+    if (stopRequested) void stop();
 
     log.info('collector service running', { metrics_url: server.url, store: store.location, transport: transport.kind });
     return { stats: collector.stats, metricsUrl: server.url, collector, store, transport, stopped, stop, refreshFeatures: refresh };

@@ -82,4 +82,35 @@ describe('createAuthenticator', () => {
     expect(fresh.verify(signed)).toBe(true);
     expect(fresh.verify({ ...signed })).toBe(true);
   });
+
+  it('fixes the MAC when signing, computed lazily or not: later changes to the unsigned input do not move it', () => {
+    const unsigned = { ...vote(0) } as { seq: number } & Message;
+    const signed = a0.sign(unsigned);
+    unsigned.seq = 99;
+    const expected = createHmac('sha256', nodeKey(SECRET, 0)).update(JSON.stringify(vote(0))).digest('base64');
+    expect(signed.mac).toBe(expected);
+    expect(a1.verify(signed)).toBe(true);
+    expect(a1.verify(JSON.parse(JSON.stringify(signed)) as Message)).toBe(true);
+  });
+
+  it('copies of a signed message carry the MAC as a plain field; it cannot be deleted from the original', () => {
+    const signed = a0.sign(vote(0));
+    const copy = { ...signed };
+    expect(Object.getOwnPropertyDescriptor(copy, 'mac')?.value).toBe(signed.mac);
+    expect(Object.keys(signed)).toEqual([...Object.keys(vote(0)), 'mac']);
+    expect(() => delete (signed as { mac?: string }).mac).toThrow(TypeError);
+    expect(a1.verify(signed)).toBe(true);
+  });
+
+  it('re-signing a signed message (its mac stripped or replaced) gives a fresh, valid MAC', () => {
+    const first = a0.sign(vote(0, 1));
+    const { mac: _mac, ...unsigned } = first;
+    const second = a0.sign({ ...unsigned, seq: 2 } as Message);
+    const third = a0.sign({ ...first, seq: 3, mac: undefined } as Message);
+    for (const m of [second, third]) {
+      expect(a2.verify(m)).toBe(true);
+      expect(a2.verify(JSON.parse(JSON.stringify(m)) as Message)).toBe(true);
+    }
+    expect(second.mac).not.toBe(first.mac);
+  });
 });

@@ -42,11 +42,11 @@ describe('collector service process (real Kafka broker)', () => {
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`code ${code} signal ${signal}`)));
 
       await waitFor(async () => (await transport.lag(names.groupId, names.topic)) === 0, 45_000, `the child to commit everything (stderr: ${stderr.slice(-500)})`);
       child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect(await exited, stderr.slice(-2_000)).toBe('code 0 signal null');
       expect(stderr).toContain('signal received, shutting down');
       const last = JSON.parse(stdout.trim().split('\n').at(-1)!) as { stopped: boolean; stats: { stored: number } };
       expect(last.stopped).toBe(true);

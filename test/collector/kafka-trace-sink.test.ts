@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { decodeMessage } from '../../collector/decode.ts';
+import { createTraceSink } from '../../collector/kafka-trace-sink.ts';
+import { KafkaTransport } from '../../collector/transport/kafka.ts';
+import { requireKafkaBroker } from '../support/kafka.ts';
+import { makeRecords } from '../support/records.ts';
+import { unique, waitFor } from './pipeline-support.ts';
+
+describe('trace sink of a node process (real Kafka broker)', () => {
+  it('ships a node\'s records to the configured topic, keyed by run and node, in order', async () => {
+    const brokers = await requireKafkaBroker();
+    const topic = unique('node-sink.t');
+    const env = { LATTICE_KAFKA_BROKERS: brokers.join(','), LATTICE_KAFKA_TOPIC: topic, LATTICE_KAFKA_PARTITIONS: '2' };
+    const records = makeRecords('node-sink-run', 900, 3);
+    const sink = await createTraceSink({ node: 0, runId: 'node-sink-run' }, env);
+    for (let i = 0; i < records.length; i += 3) await sink.write(records.slice(i, i + 3));
+    await sink.close();
+
+    const transport = new KafkaTransport({ brokers, clientId: 'lattice-node-sink-test' });
+    try {
+      const seen: { key: string | null; node: number; seq: number }[] = [];
+      const consumer = await transport.createConsumer({ groupId: unique('node-sink.g'), topics: [topic], fromBeginning: true });
+      await consumer.run(async (batch) => {
+        for (const m of batch.messages) for (const d of decodeMessage(m.value, 64 * 1024)) if (d.ok) seen.push({ key: m.key, node: d.record.node, seq: d.record.node_seq });
+      });
+      await waitFor(() => seen.length >= records.length, 30_000, 'all records');
+      await consumer.stop();
+      expect(seen.length).toBe(records.length);
+      for (const node of [0, 1, 2]) {
+        const ofNode = seen.filter((s) => s.node === node);
+        expect(new Set(ofNode.map((s) => s.key))).toEqual(new Set([`node-sink-run/${node}`]));
+        expect(ofNode.map((s) => s.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+      }
+    } finally {
+      await transport.close();
+    }
+  });
+});
