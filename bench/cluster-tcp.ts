@@ -5,16 +5,23 @@
  * submit to accepted reply (PBFT: f+1 matching replies), exact nearest-rank percentiles.
  *
  * Everything (nodes and load generator) shares this machine's cores, so the numbers measure the
- * whole system on one host, not a network. Knobs: LATTICE_BENCH_TCP_MS (load duration per
- * protocol), LATTICE_BENCH_TCP_CLIENTS, LATTICE_BENCH_TCP_TRACE (ndjson | off).
+ * whole system on one host, not a network. Wall-clock throughput on a shared 2-core machine is
+ * noisy, so each case also reports CPU time per operation (user + system, from /proc for the
+ * node processes and process.cpuUsage() for the load generator, over the measured window): the
+ * figure that moves when the code gets cheaper, whatever else the machine is doing.
+ *
+ * Knobs: LATTICE_BENCH_TCP_MS (load duration per protocol), LATTICE_BENCH_TCP_CLIENTS,
+ * LATTICE_BENCH_TCP_TRACE (ndjson | off), LATTICE_BENCH_TCP_BATCH (PBFT batchSizeMax; default:
+ * the protocol default), LATTICE_BENCH_TCP_CASES (e.g. `pbft` or `epaxos`).
  *   node --import tsx bench/cluster-tcp.ts   (or call benchClusterTcp() from bench/run.ts)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster } from '../cluster/tcp/cluster-manager.ts';
 import { runLoad } from '../cluster/tcp/load.ts';
 import type { TraceMode } from '../cluster/tcp/node-args.ts';
+import type { ProtocolOptions } from '../cluster/protocol.ts';
 
 interface BenchCase {
   readonly protocol: 'pbft' | 'epaxos';
@@ -26,30 +33,89 @@ const CASES: readonly BenchCase[] = [
   { protocol: 'epaxos', nodes: 5 },
 ];
 
-export async function benchClusterTcp(): Promise<Record<string, number>> {
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux for decades). */
+const USER_HZ = 100;
+
+/** User + system CPU of a process so far, ms; null when /proc cannot tell (not Linux, gone). */
+function processCpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name (which may contain spaces): utime is field 14.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return Number.isFinite(utime) && Number.isFinite(stime) ? ((utime + stime) * 1000) / USER_HZ : null;
+  } catch {
+    return null;
+  }
+}
+
+function clusterCpuMs(pids: readonly number[]): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const ms = processCpuMs(pid);
+    if (ms === null) return null;
+    total += ms;
+  }
+  return total;
+}
+
+function selfCpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export async function benchClusterTcp(): Promise<Record<string, number | string>> {
   const durationMs = Number(process.env.LATTICE_BENCH_TCP_MS ?? 10_000);
   const clients = Number(process.env.LATTICE_BENCH_TCP_CLIENTS ?? 16);
   const trace = (process.env.LATTICE_BENCH_TCP_TRACE ?? 'ndjson') as TraceMode;
-  const metrics: Record<string, number> = {};
+  const batch = process.env.LATTICE_BENCH_TCP_BATCH;
+  const wantedCases = process.env.LATTICE_BENCH_TCP_CASES?.split(',');
+  const options: Partial<ProtocolOptions> = batch === undefined ? {} : { batchSizeMax: Number(batch) };
+  const metrics: Record<string, number | string> = { tcp_trace: trace, tcp_clients: clients };
+  if (batch !== undefined) metrics.tcp_batch_size_max = Number(batch);
   for (const { protocol, nodes } of CASES) {
+    if (wantedCases !== undefined && !wantedCases.includes(protocol)) continue;
     const runDir = mkdtempSync(join(tmpdir(), `lattice-bench-tcp-${protocol}-`));
-    const cluster = await startCluster({ protocol, nodes, runDir, trace });
+    const cluster = await startCluster({ protocol, nodes, runDir, trace, options });
     try {
+      const warmupMs = 1000;
+      const pids = cluster.info.pids;
+      let nodesCpuAtStart: number | null = null;
+      let loadCpuAtStart = 0;
+      // CPU is sampled over the same window as throughput: from the end of warm-up to the end.
+      const sampleStart = setTimeout(() => {
+        nodesCpuAtStart = clusterCpuMs(pids);
+        loadCpuAtStart = selfCpuMs();
+      }, warmupMs);
       const result = await runLoad({
         clusterFile: cluster.clusterFile,
         clients,
         durationMs,
-        warmupMs: 1000,
+        warmupMs,
         keys: 1000,
         readRatio: 0.5,
         conflictRate: 0.02,
+        protocolOptions: options,
       });
+      clearTimeout(sampleStart);
+      const nodesCpuAtEnd = clusterCpuMs(pids);
+      const loadCpuMs = selfCpuMs() - loadCpuAtStart;
       metrics[`${protocol}_tcp_ops_per_s`] = result.ops_per_s;
       metrics[`${protocol}_tcp_commit_ms_p50`] = result.latency_ms.p50;
       metrics[`${protocol}_tcp_commit_ms_p90`] = result.latency_ms.p90;
       metrics[`${protocol}_tcp_commit_ms_p99`] = result.latency_ms.p99;
       metrics[`${protocol}_tcp_commit_ms_max`] = result.latency_ms.max;
       metrics[`${protocol}_tcp_errors`] = result.errors;
+      if (nodesCpuAtStart !== null && nodesCpuAtEnd !== null && result.ops > 0) {
+        // The drain after the window adds a little CPU for few operations: an upper bound per op.
+        const nodesCpuMs = nodesCpuAtEnd - nodesCpuAtStart;
+        metrics[`${protocol}_tcp_nodes_cpu_us_per_op`] = round((nodesCpuMs * 1000) / result.ops, 1);
+        metrics[`${protocol}_tcp_load_cpu_us_per_op`] = round((loadCpuMs * 1000) / result.ops, 1);
+        metrics[`${protocol}_tcp_cpu_utilisation`] = round((nodesCpuMs + loadCpuMs) / result.duration_ms, 2);
+      }
     } finally {
       await cluster.stop();
       rmSync(runDir, { recursive: true, force: true });

@@ -9,13 +9,15 @@ export function registerDemoCommand(program: Command): void {
     .addOption(new Option('-p, --protocol <name>', 'consensus protocol').choices(['pbft', 'epaxos']).default('pbft'))
     .option('-s, --seed <n>', 'seed of the run (same seed, same trace)', integerOption('--seed'), 1)
     .option('--scenario <file>', 'chaos scenario file (YAML or JSON); default: the built-in demo scenario')
+    .option('--export-dir <dir>', 'where the run\'s features are written as an Arrow file', '.lattice/exports')
     .option('--json', 'print the summary as one JSON object on stdout')
-    .action(async (options: { protocol: 'pbft' | 'epaxos'; seed: number; scenario?: string; json?: boolean }, command: Command) => {
+    .action(async (options: { protocol: 'pbft' | 'epaxos'; seed: number; scenario?: string; exportDir: string; json?: boolean }, command: Command) => {
       const { config, logger } = contextOf(command, { logLevel: 'warn' });
       const quiet = options.json === true;
       const summary = await runDemo(config, logger, {
         protocol: options.protocol,
         seed: options.seed,
+        exportDir: options.exportDir,
         ...(options.scenario !== undefined && { scenario: options.scenario }),
         onProgress: (stage) => {
           if (!quiet) process.stderr.write(`• ${stage}\n`);

@@ -4,7 +4,8 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tableFromIPC } from 'apache-arrow';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +24,7 @@ async function lattice(args: string[], env: Record<string, string> = {}) {
 describe('lattice demo (end to end)', () => {
   it('stores every emitted record on the embedded default, and --json has the summary fields', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'lattice-demo-'));
-    const { stdout } = await lattice(['demo', '--json', '--data-dir', dataDir]);
+    const { stdout } = await lattice(['demo', '--json', '--data-dir', dataDir, '--export-dir', dataDir]);
     const summary = JSON.parse(stdout) as Record<string, unknown>;
     expect(summary.events_emitted).toBeGreaterThan(100);
     expect(summary.events_stored).toBe(summary.events_emitted);
@@ -31,6 +32,15 @@ describe('lattice demo (end to end)', () => {
     expect(summary.transport).toBe('inprocess');
     expect((summary.store as { kind: string }).kind).toBe('embedded');
     expect(summary.safety_violations).toBe(0);
+
+    // Features were computed for the run and exported as an Arrow file a user can open.
+    const features = summary.features as Array<{ transitions: number; active_faults: string[] }>;
+    expect(features.length).toBeGreaterThan(0);
+    expect(features.reduce((sum, w) => sum + w.transitions, 0)).toBe(summary.events_emitted);
+    expect(features.some((w) => w.active_faults.length > 0)).toBe(true);
+    const table = tableFromIPC(readFileSync(summary.features_arrow as string));
+    expect(table.numRows).toBeGreaterThan(0);
+    expect(table.schema.fields.map((f) => f.name)).toEqual(expect.arrayContaining(['run_id', 'window_start', 'node', 'msgs_sent', 'commit_latency_p99_us']));
 
     // Same seed, same trace: a second run reproduces the hash, and is idempotent in the store.
     const again = JSON.parse((await lattice(['demo', '--json', '--data-dir', dataDir])).stdout) as Record<string, unknown>;
