@@ -12,7 +12,8 @@
  *
  * Knobs: LATTICE_BENCH_TCP_MS (load duration per protocol), LATTICE_BENCH_TCP_CLIENTS,
  * LATTICE_BENCH_TCP_TRACE (ndjson | off), LATTICE_BENCH_TCP_BATCH (PBFT batchSizeMax; default:
- * the protocol default), LATTICE_BENCH_TCP_CASES (e.g. `pbft` or `epaxos`).
+ * the protocol default), LATTICE_BENCH_TCP_CASES (e.g. `pbft` or `epaxos`),
+ * LATTICE_BENCH_TCP_PROFILE_DIR (node processes write V8 CPU profiles there on exit).
  *   node --import tsx bench/cluster-tcp.ts   (or call benchClusterTcp() from bench/run.ts)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -79,7 +80,9 @@ export async function benchClusterTcp(): Promise<Record<string, number | string>
   for (const { protocol, nodes } of CASES) {
     if (wantedCases !== undefined && !wantedCases.includes(protocol)) continue;
     const runDir = mkdtempSync(join(tmpdir(), `lattice-bench-tcp-${protocol}-`));
-    const cluster = await startCluster({ protocol, nodes, runDir, trace, options });
+    const profileDir = process.env.LATTICE_BENCH_TCP_PROFILE_DIR;
+    const nodeExecArgv = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+    const cluster = await startCluster({ protocol, nodes, runDir, trace, options, nodeExecArgv });
     try {
       const warmupMs = 1000;
       const pids = cluster.info.pids;

@@ -54,6 +54,8 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     name: 'features_1s',
     statements: [
+      // The two tables share most columns, written out in full on purpose: a migration is a
+      // frozen record of what was applied, so it must not change when shared code does.
       // Per-second features, per node and per cluster, written by store/features.ts
       // (refreshFeatures) from `transitions FINAL`: recomputing a window replaces its row (newest
       // refreshed_at wins), so redelivered duplicates never count twice. docs/features.md.

@@ -8,7 +8,7 @@
  */
 import { hasMutation, type ClientRequest, type Message, type NodeId, type OperationResult, type ProtocolOptions, type Replica, type ReplicaEnv } from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
-import { planExecution } from './executor.ts';
+import { planExecution, type ExecutionGraph } from './executor.ts';
 import type {
   AcceptMessage,
   AcceptReplyMessage,
@@ -65,6 +65,11 @@ export class EpaxosReplica implements Replica {
   private readonly uncommitted = new Map<string, InstanceRecord>();
   /** Committed, not executed; with the instance each one was last found waiting for. */
   private readonly pendingExecution = new Map<string, { rec: InstanceRecord; blockedOn: InstanceId | null }>();
+  /** Pending executions by the uncommitted instance they wait for: only its commit can unblock
+   * them, so a commit re-plans just these instead of scanning every pending execution. */
+  private readonly waitingOn = new Map<string, string[]>();
+  /** Pending executions to (re)plan: newly committed ones and those whose blocker committed. */
+  private readonly toPlan: string[] = [];
   private readonly drives = new Map<string, Drive>();
   /** Exactly-once: results of executed client requests, like PBFT's reply cache. */
   private readonly executedRequests = new Map<string, OperationResult>();
@@ -74,6 +79,7 @@ export class EpaxosReplica implements Replica {
   private readonly proposedFor = new Map<string, InstanceId>();
   /** Arrival time of the request behind each of this replica's own instances (latency). */
   private readonly arrivalUs = new Map<string, number>();
+  private readonly executionGraph: ExecutionGraph;
   private tickGeneration = 0;
   private ticks = 0;
 
@@ -90,6 +96,12 @@ export class EpaxosReplica implements Replica {
     this.known = new Array<number>(this.n).fill(-1);
     this.committedPrefix = new Array<number>(this.n).fill(-1);
     this.executedPrefix = new Array<number>(this.n).fill(-1);
+    this.executionGraph = {
+      n: this.n,
+      record: (id) => this.record(id),
+      executedUpTo: (q) => this.executedPrefix[q] ?? -1,
+      ignoreUncommittedDeps: hasMutation(options, 'exec-ignore-deps'),
+    };
   }
 
   // ---- Replica interface ------------------------------------------------------------------
@@ -329,6 +341,12 @@ export class EpaxosReplica implements Replica {
     this.uncommitted.delete(key);
     this.drives.delete(key);
     this.pendingExecution.set(key, { rec, blockedOn: null });
+    this.toPlan.push(key);
+    const waiting = this.waitingOn.get(key);
+    if (waiting !== undefined) {
+      this.waitingOn.delete(key);
+      for (const w of waiting) this.toPlan.push(w);
+    }
     while (this.isCommitted(this.record({ replica: id.replica, instance: this.committedPrefix[id.replica]! + 1 }))) this.committedPrefix[id.replica]!++;
     const arrival = this.arrivalUs.get(key);
     this.env.trace({ phase: 'commit', ...this.traceOf(id, ballot, attrs), latencyUs: arrival === undefined ? null : this.env.nowUs() - arrival });
@@ -337,28 +355,29 @@ export class EpaxosReplica implements Replica {
 
   // ---- Execution ---------------------------------------------------------------------------
 
+  /** Plans every pending execution that a commit may have unblocked, in the order they became
+   * plannable (deterministic); an entry still blocked waits on its new blocker. */
   private executeReady(): void {
-    let progressed = true;
-    while (progressed) {
-      progressed = false;
-      for (const [key, pending] of this.pendingExecution) {
-        if (pending.rec.status === 'executed') {
-          this.pendingExecution.delete(key);
-          continue;
-        }
-        if (pending.blockedOn !== null && !this.isCommitted(this.record(pending.blockedOn))) continue;
-        const plan = planExecution(pending.rec, {
-          n: this.n,
-          record: (id) => this.record(id),
-          executedUpTo: (q) => this.executedPrefix[q] ?? -1,
-          ignoreUncommittedDeps: hasMutation(this.options, 'exec-ignore-deps'),
-        });
-        for (const component of plan.components) for (const rec of component) this.executeOne(rec);
-        if (plan.components.length > 0) progressed = true;
-        pending.blockedOn = plan.blockedOn;
-        if (plan.blockedOn !== null) this.noteKnown(plan.blockedOn.replica, plan.blockedOn.instance);
+    const graph = this.executionGraph;
+    for (let i = 0; i < this.toPlan.length; i++) {
+      const key = this.toPlan[i]!;
+      const pending = this.pendingExecution.get(key);
+      if (pending === undefined) continue;
+      if (pending.rec.status === 'executed') {
+        this.pendingExecution.delete(key);
+        continue;
       }
+      const plan = planExecution(pending.rec, graph);
+      for (const component of plan.components) for (const rec of component) this.executeOne(rec);
+      pending.blockedOn = plan.blockedOn;
+      if (plan.blockedOn === null) continue;
+      const blockerKey = instanceKey(plan.blockedOn);
+      const waiting = this.waitingOn.get(blockerKey);
+      if (waiting === undefined) this.waitingOn.set(blockerKey, [key]);
+      else waiting.push(key);
+      this.noteKnown(plan.blockedOn.replica, plan.blockedOn.instance);
     }
+    this.toPlan.length = 0;
   }
 
   private executeOne(rec: InstanceRecord): void {

@@ -42,6 +42,8 @@ export interface StartClusterOptions {
   /** Nodes exit when this process does; default: true unless detached. */
   readonly exitWithParent?: boolean;
   readonly readyTimeoutMs?: number;
+  /** Extra Node flags for every node process, e.g. `--cpu-prof` to profile a benchmark. */
+  readonly nodeExecArgv?: readonly string[];
 }
 
 /** The contents of cluster.json. */
@@ -130,7 +132,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterHa
       maxFrameBytes: opts.maxFrameBytes ?? null,
       exitWithParent: (opts.exitWithParent ?? !opts.detached) ? process.pid : null,
     });
-    const child = spawn(process.execPath, ['--import', 'tsx', NODE_MAIN, ...argv], {
+    const child = spawn(process.execPath, [...(opts.nodeExecArgv ?? []), '--import', 'tsx', NODE_MAIN, ...argv], {
       cwd: REPO_ROOT,
       stdio: ['ignore', log, log],
       detached: opts.detached ?? false,
