@@ -51,31 +51,71 @@ export function compareForExecution(a: InstanceRecord, b: InstanceRecord): numbe
  * scan above it: a backlog of k instances costs O(k·n), not O(k²).
  */
 export function planExecution(start: InstanceRecord, graph: ExecutionGraph): ExecutionPlan {
-  const n = graph.n;
-  const numeric = (id: InstanceId): number => id.instance * n + id.replica;
-  const components: InstanceRecord[][] = [];
-  const indexOf = new Map<number, number>();
-  const onStack = new Set<number>();
-  const completed = new Set<number>();
-  const done = Array.from({ length: n }, (_, q) => graph.executedUpTo(q));
-  const stack: InstanceRecord[] = [];
-  const frames: Frame[] = [];
-  let counter = 0;
+  return new TarjanWalk(graph).run(start);
+}
 
-  const isDone = (q: number, j: number): boolean => completed.has(j * n + q) || graph.record({ replica: q, instance: j })?.status === 'executed';
-  const push = (rec: InstanceRecord): void => {
-    const key = numeric(rec.id);
-    indexOf.set(key, counter);
-    frames.push({ rec, index: counter, low: counter, q: 0, j: 0 });
-    counter++;
-    stack.push(rec);
-    onStack.add(key);
-  };
-  const nextNeighbour = (frame: Frame): InstanceId | null => {
+/** One walk's state. A class, not closures: planExecution runs once per commit, and closures
+ * created per call cost allocations (and, under tsx, a name-keeping helper call each). */
+class TarjanWalk {
+  private readonly n: number;
+  private readonly components: InstanceRecord[][] = [];
+  private readonly indexOf = new Map<number, number>();
+  private readonly onStack = new Set<number>();
+  private readonly completed = new Set<number>();
+  private readonly done: number[];
+  private readonly stack: InstanceRecord[] = [];
+  private readonly frames: Frame[] = [];
+  private counter = 0;
+
+  constructor(private readonly graph: ExecutionGraph) {
+    this.n = graph.n;
+    this.done = [];
+    for (let q = 0; q < this.n; q++) this.done.push(graph.executedUpTo(q));
+  }
+
+  run(start: InstanceRecord): ExecutionPlan {
+    const { n, frames, indexOf, onStack, completed, graph } = this;
+    this.push(start);
+    while (frames.length > 0) {
+      const frame = frames[frames.length - 1]!;
+      const id = this.nextNeighbour(frame);
+      if (id !== null) {
+        const key = id.instance * n + id.replica;
+        if (completed.has(key)) continue;
+        const rec = graph.record(id);
+        if (!isCommitted(rec)) {
+          if (graph.ignoreUncommittedDeps === true) continue;
+          return { components: this.components, blockedOn: id };
+        }
+        if (rec.status === 'executed') continue;
+        const seen = indexOf.get(key);
+        if (seen === undefined) this.push(rec);
+        else if (onStack.has(key)) frame.low = Math.min(frame.low, seen);
+        continue;
+      }
+      frames.pop();
+      const parent = frames[frames.length - 1];
+      if (parent !== undefined) parent.low = Math.min(parent.low, frame.low);
+      if (frame.low === frame.index) this.popComponent(frame.rec);
+    }
+    return { components: this.components, blockedOn: null };
+  }
+
+  private push(rec: InstanceRecord): void {
+    const key = rec.id.instance * this.n + rec.id.replica;
+    this.indexOf.set(key, this.counter);
+    this.frames.push({ rec, index: this.counter, low: this.counter, q: 0, j: 0 });
+    this.counter++;
+    this.stack.push(rec);
+    this.onStack.add(key);
+  }
+
+  private nextNeighbour(frame: Frame): InstanceId | null {
     const deps = frame.rec.attrs?.deps ?? [];
+    const n = this.n;
     while (frame.q < n) {
       const q = frame.q;
-      const j = Math.max(frame.j, done[q]! + 1);
+      const j = Math.max(frame.j, this.done[q]! + 1);
       if (j > (deps[q] ?? -1)) {
         frame.q++;
         frame.j = 0;
@@ -86,46 +126,27 @@ export function planExecution(start: InstanceRecord, graph: ExecutionGraph): Exe
       return { replica: q, instance: j };
     }
     return null;
-  };
-
-  push(start);
-  while (frames.length > 0) {
-    const frame = frames[frames.length - 1]!;
-    const id = nextNeighbour(frame);
-    if (id !== null) {
-      const key = numeric(id);
-      if (completed.has(key)) continue;
-      const rec = graph.record(id);
-      if (!isCommitted(rec)) {
-        if (graph.ignoreUncommittedDeps === true) continue;
-        return { components, blockedOn: id };
-      }
-      if (rec.status === 'executed') continue;
-      const seen = indexOf.get(key);
-      if (seen === undefined) push(rec);
-      else if (onStack.has(key)) frame.low = Math.min(frame.low, seen);
-      continue;
-    }
-    frames.pop();
-    const parent = frames[frames.length - 1];
-    if (parent !== undefined) parent.low = Math.min(parent.low, frame.low);
-    if (frame.low === frame.index) {
-      const component: InstanceRecord[] = [];
-      for (;;) {
-        const member = stack.pop()!;
-        const key = numeric(member.id);
-        onStack.delete(key);
-        completed.add(key);
-        component.push(member);
-        if (member === frame.rec) break;
-      }
-      for (const member of component) {
-        const q = member.id.replica;
-        while (isDone(q, done[q]! + 1)) done[q]!++;
-      }
-      component.sort(compareForExecution);
-      components.push(component);
-    }
   }
-  return { components, blockedOn: null };
+
+  private isDone(q: number, j: number): boolean {
+    return this.completed.has(j * this.n + q) || this.graph.record({ replica: q, instance: j })?.status === 'executed';
+  }
+
+  private popComponent(root: InstanceRecord): void {
+    const component: InstanceRecord[] = [];
+    for (;;) {
+      const member = this.stack.pop()!;
+      const key = member.id.instance * this.n + member.id.replica;
+      this.onStack.delete(key);
+      this.completed.add(key);
+      component.push(member);
+      if (member === root) break;
+    }
+    for (const member of component) {
+      const q = member.id.replica;
+      while (this.isDone(q, this.done[q]! + 1)) this.done[q]!++;
+    }
+    component.sort(compareForExecution);
+    this.components.push(component);
+  }
 }

@@ -3,14 +3,26 @@
  * clients send it, acceptor for everyone else's instances, recoverer of instances that stall.
  *
  * Every field is durable (the harness keeps the object across a crash); only timers are lost, and
- * `start()` re-arms the single periodic tick that drives retransmission, recovery and
- * anti-entropy. Time and randomness come only from the env, so a seed reproduces a run.
+ * `start()` re-arms the single tick that drives retransmission, recovery and anti-entropy: every
+ * quarter timeout while the replica has work, every five timeouts (a SYNC to one peer) while it
+ * is idle. Time and randomness come only from the env, so a seed reproduces a run.
  */
-import { hasMutation, type ClientRequest, type Message, type NodeId, type OperationResult, type ProtocolOptions, type Replica, type ReplicaEnv } from '../protocol.ts';
+import {
+  hasMutation,
+  type ClientRequest,
+  type Message,
+  type NodeId,
+  type OperationResult,
+  type ProtocolOptions,
+  type Replica,
+  type ReplicaEnv,
+  type TimerHandle,
+} from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
 import { planExecution, type ExecutionGraph } from './executor.ts';
 import type {
   AcceptMessage,
+  EpaxosMessage,
   AcceptReplyMessage,
   CommitMessage,
   PreAcceptMessage,
@@ -22,8 +34,9 @@ import type {
 import { isCommand, parseMessage } from './messages.ts';
 import { fastQuorumSize, nextBallot, slowQuorumSize } from './quorums.ts';
 import { decideRecovery, type RecoveryReply } from './recovery.ts';
-import type { Attributes, Command, InstanceId, InstanceRecord } from './types.ts';
-import { DEFAULT_BALLOT, NO_BALLOT, depsCount, instanceKey, requestKey, sameAttributes, unionAttributes } from './types.ts';
+import type { Phase } from '../../core/trace-schema.ts';
+import type { Attributes, InstanceId, InstanceRecord } from './types.ts';
+import { DEFAULT_BALLOT, NO_BALLOT, depsCount, requestKey, sameAttributes, unionAttributes } from './types.ts';
 
 /** Ticks per timeout: the granularity of retransmission and recovery checks. */
 const TICKS_PER_TIMEOUT = 4;
@@ -32,6 +45,9 @@ const RECOVERIES_PER_TICK = 32;
 /** Commits pushed to one lagging peer per SYNC. */
 const COMMITS_PER_SYNC = 128;
 const MAX_BACKOFF = 8;
+/** An idle replica (no drive, no uncommitted instance, nothing waiting to execute) has only
+ * anti-entropy to do: it ticks (and sends SYNC) once per this many ticks, not every tick. */
+const IDLE_TICKS = 5 * TICKS_PER_TIMEOUT;
 
 /** A proposal this replica is running for one instance, as command leader or recoverer. */
 interface Drive {
@@ -62,15 +78,15 @@ export class EpaxosReplica implements Replica {
   private readonly committedPrefix: number[];
   private readonly executedPrefix: number[];
   /** Known instances not yet committed, by instance key. */
-  private readonly uncommitted = new Map<string, InstanceRecord>();
+  private readonly uncommitted = new Map<number, InstanceRecord>();
   /** Committed, not executed; with the instance each one was last found waiting for. */
-  private readonly pendingExecution = new Map<string, { rec: InstanceRecord; blockedOn: InstanceId | null }>();
+  private readonly pendingExecution = new Map<number, { rec: InstanceRecord; blockedOn: InstanceId | null }>();
   /** Pending executions by the uncommitted instance they wait for: only its commit can unblock
    * them, so a commit re-plans just these instead of scanning every pending execution. */
-  private readonly waitingOn = new Map<string, string[]>();
+  private readonly waitingOn = new Map<number, number[]>();
   /** Pending executions to (re)plan: newly committed ones and those whose blocker committed. */
-  private readonly toPlan: string[] = [];
-  private readonly drives = new Map<string, Drive>();
+  private readonly toPlan: number[] = [];
+  private readonly drives = new Map<number, Drive>();
   /** Exactly-once: results of executed client requests, like PBFT's reply cache. */
   private readonly executedRequests = new Map<string, OperationResult>();
   /** Requests clients sent to this replica and that it has not answered yet. */
@@ -78,10 +94,14 @@ export class EpaxosReplica implements Replica {
   /** This replica's own instance for each client request it proposed. */
   private readonly proposedFor = new Map<string, InstanceId>();
   /** Arrival time of the request behind each of this replica's own instances (latency). */
-  private readonly arrivalUs = new Map<string, number>();
+  private readonly arrivalUs = new Map<number, number>();
   private readonly executionGraph: ExecutionGraph;
   private tickGeneration = 0;
   private ticks = 0;
+  /** The armed tick: fast while there is work, slow (idle) otherwise; null after a crash. */
+  private tickTimer: { readonly handle: TimerHandle; readonly atUs: number; readonly idle: boolean } | null = null;
+  private lastTickUs = 0;
+  private idleSyncCursor = 0;
 
   constructor(
     private readonly env: ReplicaEnv,
@@ -108,19 +128,29 @@ export class EpaxosReplica implements Replica {
 
   start(): void {
     this.tickGeneration++;
+    this.tickTimer = null;
+    this.lastTickUs = this.env.nowUs();
     // A random phase, so replicas that booted together do not all suspect the same instance at once.
-    this.env.setTimer(this.tickUs + this.env.rng.int(this.tickUs), 'tick', { generation: this.tickGeneration });
+    const idle = !this.busy();
+    this.armTick((idle ? this.tickUs * IDLE_TICKS : this.tickUs) + this.env.rng.int(this.tickUs), idle);
   }
 
   onTimer(name: string, data: unknown): void {
     if (name !== 'tick') return;
     const generation = (data as { generation?: unknown } | undefined)?.generation;
-    if (generation !== this.tickGeneration) return;
-    this.tick();
-    this.env.setTimer(this.tickUs, 'tick', { generation: this.tickGeneration });
+    if (generation !== this.tickGeneration || this.tickTimer === null) return;
+    const idle = this.tickTimer.idle;
+    this.tickTimer = null;
+    this.tick(idle);
+    this.scheduleTick();
   }
 
   onClientRequest(request: ClientRequest): void {
+    this.handleClientRequest(request);
+    this.scheduleTick();
+  }
+
+  private handleClientRequest(request: ClientRequest): void {
     if (!isCommand(request) || request === null) return;
     const rk = requestKey(request.clientId, request.requestId);
     const done = this.executedRequests.get(rk);
@@ -143,6 +173,11 @@ export class EpaxosReplica implements Replica {
     if (message.from === this.id || !this.env.auth.verify(message)) return;
     const m = parseMessage(message, this.n);
     if (m === null) return;
+    this.handleMessage(m);
+    this.scheduleTick();
+  }
+
+  private handleMessage(m: EpaxosMessage): void {
     switch (m.type) {
       case 'PRE_ACCEPT':
         return this.onPreAccept(m);
@@ -174,15 +209,15 @@ export class EpaxosReplica implements Replica {
     rec.preAcceptedEq = true;
     this.proposedFor.set(rk, id);
     const now = this.env.nowUs();
-    this.arrivalUs.set(instanceKey(id), this.awaitingReply.get(rk) ?? now);
+    this.arrivalUs.set(this.slotKey(id), this.awaitingReply.get(rk) ?? now);
     this.env.trace({ phase: 'request', view: DEFAULT_BALLOT, seq: id.instance, leader: this.id, batchSize: 1, depsCount: depsCount(attrs.deps), latencyUs: 0 });
     const drive = this.newDrive(id, 'preaccept', DEFAULT_BALLOT, false, attrs);
-    this.drives.set(instanceKey(id), drive);
+    this.drives.set(this.slotKey(id), drive);
     this.sendPreAccept(drive, false);
   }
 
   private sendPreAccept(drive: Drive, retransmit: boolean): void {
-    const msg: PreAcceptMessage = { type: 'PRE_ACCEPT', from: this.id, ballot: drive.ballot, ...this.where(drive.id), ...this.wire(drive.attrs) };
+    const msg: PreAcceptMessage = { type: 'PRE_ACCEPT', from: this.id, ballot: drive.ballot, replica: drive.id.replica, instance: drive.id.instance, cmd: drive.attrs.cmd, seq: drive.attrs.seq, deps: [...drive.attrs.deps] };
     const signed = this.env.auth.sign(msg);
     let sent = 0;
     for (const to of this.env.replicas) {
@@ -191,7 +226,7 @@ export class EpaxosReplica implements Replica {
       sent++;
     }
     drive.lastSentUs = this.env.nowUs();
-    this.env.trace({ phase: 'pre_accept', ...this.traceOf(drive.id, drive.ballot, drive.attrs), retransmissions: retransmit ? sent : 0 });
+    this.traceInstance('pre_accept', drive.id, drive.ballot, drive.attrs, undefined, retransmit ? sent : 0);
   }
 
   private onPreAccept(m: PreAcceptMessage): void {
@@ -217,21 +252,24 @@ export class EpaxosReplica implements Replica {
       type: 'PRE_ACCEPT_REPLY',
       from: this.id,
       ballot: m.ballot,
-      ...this.where(m),
+      replica: m.replica,
+      instance: m.instance,
       ok,
       promised: rec.promised,
       committed: this.isCommitted(rec),
-      ...this.wire(attrs),
+      cmd: attrs.cmd,
+      seq: attrs.seq,
+      deps: [...attrs.deps],
       changed: !sameAttributes(attrs, proposal),
     };
     this.env.send(m.from, this.env.auth.sign(reply));
-    this.env.trace({ phase: 'pre_accept_reply', ...this.traceOf(m, m.ballot, attrs) });
+    this.traceInstance('pre_accept_reply', m, m.ballot, attrs);
   }
 
   private onPreAcceptReply(m: PreAcceptReplyMessage): void {
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (m.committed) return this.learnCommit(m, attrs, m.ballot, true);
-    const drive = this.drives.get(instanceKey(m));
+    const drive = this.drives.get(this.slotKey(m));
     if (drive === undefined || drive.phase !== 'preaccept' || drive.ballot !== m.ballot) return;
     if (!m.ok) return this.abandon(drive, m.promised);
     this.progress(this.ensureRecord(m));
@@ -265,7 +303,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private sendAccept(drive: Drive, retransmit: boolean): void {
-    const msg: AcceptMessage = { type: 'ACCEPT', from: this.id, ballot: drive.ballot, ...this.where(drive.id), ...this.wire(drive.attrs) };
+    const msg: AcceptMessage = { type: 'ACCEPT', from: this.id, ballot: drive.ballot, replica: drive.id.replica, instance: drive.id.instance, cmd: drive.attrs.cmd, seq: drive.attrs.seq, deps: [...drive.attrs.deps] };
     const signed = this.env.auth.sign(msg);
     let sent = 0;
     for (const to of this.env.replicas) {
@@ -274,7 +312,7 @@ export class EpaxosReplica implements Replica {
       sent++;
     }
     drive.lastSentUs = this.env.nowUs();
-    this.env.trace({ phase: 'accept', ...this.traceOf(drive.id, drive.ballot, drive.attrs), retransmissions: retransmit ? sent : 0 });
+    this.traceInstance('accept', drive.id, drive.ballot, drive.attrs, undefined, retransmit ? sent : 0);
   }
 
   private onAccept(m: AcceptMessage): void {
@@ -285,19 +323,19 @@ export class EpaxosReplica implements Replica {
     // Never vote for a committed instance: a stale proposer (say a leader back from a partition)
     // would count the vote for its own value. Tell it the committed value instead.
     if (this.isCommitted(rec) && rec.attrs !== null) {
-      const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), ...this.where(rec.id), ...this.wire(rec.attrs) };
+      const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
       this.env.send(m.from, this.env.auth.sign(msg));
       return;
     }
     const ok = m.ballot >= rec.promised;
     if (ok) this.vote(rec, attrs, 'accepted', m.ballot);
-    const reply: AcceptReplyMessage = { type: 'ACCEPT_REPLY', from: this.id, ballot: m.ballot, ...this.where(m), ok, promised: rec.promised };
+    const reply: AcceptReplyMessage = { type: 'ACCEPT_REPLY', from: this.id, ballot: m.ballot, replica: m.replica, instance: m.instance, ok, promised: rec.promised };
     this.env.send(m.from, this.env.auth.sign(reply));
-    this.env.trace({ phase: 'accept_reply', ...this.traceOf(m, m.ballot, attrs) });
+    this.traceInstance('accept_reply', m, m.ballot, attrs);
   }
 
   private onAcceptReply(m: AcceptReplyMessage): void {
-    const drive = this.drives.get(instanceKey(m));
+    const drive = this.drives.get(this.slotKey(m));
     if (drive === undefined || drive.phase !== 'accept' || drive.ballot !== m.ballot) return;
     if (!m.ok) return this.abandon(drive, m.promised);
     drive.acceptOks.add(m.from);
@@ -313,7 +351,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private broadcastCommit(id: InstanceId, attrs: Attributes, ballot: number): void {
-    const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot, ...this.where(id), ...this.wire(attrs) };
+    const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot, replica: id.replica, instance: id.instance, cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps] };
     this.env.broadcast(this.env.auth.sign(msg));
   }
 
@@ -332,7 +370,7 @@ export class EpaxosReplica implements Replica {
   private commitLocally(id: InstanceId, attrs: Attributes, ballot: number): void {
     const rec = this.ensureRecord(id);
     if (this.isCommitted(rec)) return;
-    const key = instanceKey(id);
+    const key = this.slotKey(id);
     rec.attrs = attrs;
     rec.status = 'committed';
     rec.promised = Math.max(rec.promised, ballot);
@@ -347,9 +385,10 @@ export class EpaxosReplica implements Replica {
       this.waitingOn.delete(key);
       for (const w of waiting) this.toPlan.push(w);
     }
-    while (this.isCommitted(this.record({ replica: id.replica, instance: this.committedPrefix[id.replica]! + 1 }))) this.committedPrefix[id.replica]!++;
+    const space = this.spaces[id.replica]!;
+    while (this.isCommitted(space.get(this.committedPrefix[id.replica]! + 1))) this.committedPrefix[id.replica]!++;
     const arrival = this.arrivalUs.get(key);
-    this.env.trace({ phase: 'commit', ...this.traceOf(id, ballot, attrs), latencyUs: arrival === undefined ? null : this.env.nowUs() - arrival });
+    this.traceInstance('commit', id, ballot, attrs, arrival === undefined ? null : this.env.nowUs() - arrival);
     this.executeReady();
   }
 
@@ -371,7 +410,7 @@ export class EpaxosReplica implements Replica {
       for (const component of plan.components) for (const rec of component) this.executeOne(rec);
       pending.blockedOn = plan.blockedOn;
       if (plan.blockedOn === null) continue;
-      const blockerKey = instanceKey(plan.blockedOn);
+      const blockerKey = this.slotKey(plan.blockedOn);
       const waiting = this.waitingOn.get(blockerKey);
       if (waiting === undefined) this.waitingOn.set(blockerKey, [key]);
       else waiting.push(key);
@@ -383,10 +422,11 @@ export class EpaxosReplica implements Replica {
   private executeOne(rec: InstanceRecord): void {
     if (rec.status === 'executed' || rec.attrs === null) return;
     const cmd = rec.attrs.cmd;
-    const key = instanceKey(rec.id);
+    const key = this.slotKey(rec.id);
     rec.status = 'executed';
     this.pendingExecution.delete(key);
-    while (this.record({ replica: rec.id.replica, instance: this.executedPrefix[rec.id.replica]! + 1 })?.status === 'executed') this.executedPrefix[rec.id.replica]!++;
+    const space = this.spaces[rec.id.replica]!;
+    while (space.get(this.executedPrefix[rec.id.replica]! + 1)?.status === 'executed') this.executedPrefix[rec.id.replica]!++;
     let result: OperationResult | undefined;
     if (cmd !== null) {
       const rk = requestKey(cmd.clientId, cmd.requestId);
@@ -398,7 +438,7 @@ export class EpaxosReplica implements Replica {
       }
     }
     const arrival = this.arrivalUs.get(key);
-    this.env.trace({ phase: 'execute', ...this.traceOf(rec.id, rec.vbal, rec.attrs), latencyUs: arrival === undefined ? null : this.env.nowUs() - arrival });
+    this.traceInstance('execute', rec.id, rec.vbal, rec.attrs, arrival === undefined ? null : this.env.nowUs() - arrival);
     if (cmd !== null && result !== undefined && this.awaitingReply.has(requestKey(cmd.clientId, cmd.requestId))) {
       this.reply(cmd, result, Math.max(0, rec.vbal), rec.id);
     }
@@ -422,7 +462,7 @@ export class EpaxosReplica implements Replica {
   // ---- Explicit prepare (recovery) -----------------------------------------------------------
 
   private startRecovery(rec: InstanceRecord): void {
-    const key = instanceKey(rec.id);
+    const key = this.slotKey(rec.id);
     const ballot = nextBallot(rec.promised, this.id, this.n);
     rec.promised = ballot;
     const drive = this.newDrive(rec.id, 'prepare', ballot, true, rec.attrs ?? { cmd: null, seq: 0, deps: [] });
@@ -433,7 +473,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private sendPrepare(drive: Drive, retransmit: boolean): void {
-    const msg: PrepareMessage = { type: 'PREPARE', from: this.id, ballot: drive.ballot, ...this.where(drive.id) };
+    const msg: PrepareMessage = { type: 'PREPARE', from: this.id, ballot: drive.ballot, replica: drive.id.replica, instance: drive.id.instance };
     const signed = this.env.auth.sign(msg);
     let sent = 0;
     for (const to of this.env.replicas) {
@@ -456,7 +496,8 @@ export class EpaxosReplica implements Replica {
       type: 'PREPARE_REPLY',
       from: this.id,
       ballot: m.ballot,
-      ...this.where(m),
+      replica: m.replica,
+      instance: m.instance,
       ok,
       promised: rec.promised,
       status: rec.status,
@@ -473,7 +514,7 @@ export class EpaxosReplica implements Replica {
   private onPrepareReply(m: PrepareReplyMessage): void {
     const attrs: Attributes | null = m.deps === null ? null : { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if ((m.status === 'committed' || m.status === 'executed') && attrs !== null) return this.learnCommit(m, attrs, m.ballot, true);
-    const drive = this.drives.get(instanceKey(m));
+    const drive = this.drives.get(this.slotKey(m));
     if (drive === undefined || drive.phase !== 'prepare' || drive.ballot !== m.ballot) return;
     if (!m.ok) return this.abandon(drive, m.promised);
     drive.prepareReplies.set(m.from, { from: m.from, status: m.status, attrs, vbal: m.vbal, eq: m.eq });
@@ -504,7 +545,7 @@ export class EpaxosReplica implements Replica {
 
   /** A higher ballot took over: stop, and let the stuck-instance check try again later. */
   private abandon(drive: Drive, promised: number): void {
-    const key = instanceKey(drive.id);
+    const key = this.slotKey(drive.id);
     this.drives.delete(key);
     const rec = this.ensureRecord(drive.id);
     rec.promised = Math.max(rec.promised, promised);
@@ -513,9 +554,36 @@ export class EpaxosReplica implements Replica {
 
   // ---- Timers: retransmission, recovery, anti-entropy ---------------------------------------
 
-  private tick(): void {
+  /** Work that needs the fast tick: retransmission, recovery, or execution waiting on a commit. */
+  private busy(): boolean {
+    return this.drives.size > 0 || this.uncommitted.size > 0 || this.pendingExecution.size > 0;
+  }
+
+  private armTick(afterUs: number, idle: boolean): void {
+    const handle = this.env.setTimer(afterUs, 'tick', { generation: this.tickGeneration });
+    this.tickTimer = { handle, atUs: this.env.nowUs() + afterUs, idle };
+  }
+
+  /** After every event: tick fast while there is work, slowly once there is none. A replica
+   * that just went idle keeps the idle cadence from its last tick, so steady light load (work
+   * that comes and goes between ticks) cannot postpone anti-entropy for ever. */
+  private scheduleTick(): void {
+    const busy = this.busy();
+    const current = this.tickTimer;
+    const now = this.env.nowUs();
+    if (current !== null) {
+      if (busy ? !current.idle || current.atUs <= now + this.tickUs : current.idle) return;
+      this.env.cancelTimer(current.handle);
+      this.tickTimer = null;
+    }
+    if (busy) this.armTick(this.tickUs, false);
+    else this.armTick(Math.max(1, this.lastTickUs + this.tickUs * IDLE_TICKS - now), true);
+  }
+
+  private tick(idle: boolean): void {
     this.ticks++;
     const now = this.env.nowUs();
+    this.lastTickUs = now;
     for (const drive of [...this.drives.values()]) {
       const wait = (this.options.timeoutUs / 2) * Math.min(MAX_BACKOFF, 2 ** drive.attempts);
       if (now - drive.lastSentUs < wait) continue;
@@ -531,12 +599,27 @@ export class EpaxosReplica implements Replica {
       this.startRecovery(rec);
       started++;
     }
-    if (this.ticks % TICKS_PER_TIMEOUT === 0) this.broadcastSync();
+    if (idle) this.sendIdleSync();
+    else if (this.ticks % TICKS_PER_TIMEOUT === 0) this.broadcastSync();
+  }
+
+  private syncMessage(): SyncMessage {
+    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix] };
+    return this.env.auth.sign(msg) as SyncMessage;
   }
 
   private broadcastSync(): void {
-    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix] };
-    this.env.broadcast(this.env.auth.sign(msg));
+    this.env.broadcast(this.syncMessage());
+  }
+
+  /** Idle anti-entropy: one peer per idle tick, in turn. A replica that missed instances hears
+   * of them from some peer within about one idle period (every peer is someone's next turn),
+   * then has work and syncs with everyone at the fast cadence until it has caught up. */
+  private sendIdleSync(): void {
+    if (this.n < 2) return;
+    this.idleSyncCursor = (this.idleSyncCursor + 1) % (this.n - 1);
+    const to = (this.id + 1 + this.idleSyncCursor) % this.n;
+    this.env.send(to, this.syncMessage());
   }
 
   private onSync(m: SyncMessage): void {
@@ -546,7 +629,7 @@ export class EpaxosReplica implements Replica {
       for (let j = m.committedPrefix[q]! + 1; j <= this.known[q]! && budget > 0; j++) {
         const rec = this.record({ replica: q, instance: j });
         if (rec === undefined || !this.isCommitted(rec) || rec.attrs === null) continue;
-        const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), ...this.where(rec.id), ...this.wire(rec.attrs) };
+        const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
         this.env.send(m.from, this.env.auth.sign(msg));
         budget--;
       }
@@ -554,6 +637,11 @@ export class EpaxosReplica implements Replica {
   }
 
   // ---- Instance bookkeeping ----------------------------------------------------------------
+
+  /** A number per instance for this replica's maps (cheaper than instanceKey's string). */
+  private slotKey(id: InstanceId): number {
+    return id.instance * this.n + id.replica;
+  }
 
   private record(id: InstanceId): InstanceRecord | undefined {
     return this.spaces[id.replica]?.get(id.instance);
@@ -578,7 +666,7 @@ export class EpaxosReplica implements Replica {
       recoverAfterUs: 0,
     };
     this.spaces[id.replica]?.set(id.instance, rec);
-    this.uncommitted.set(instanceKey(id), rec);
+    this.uncommitted.set(this.slotKey(id), rec);
     this.progress(rec);
     return rec;
   }
@@ -615,7 +703,7 @@ export class EpaxosReplica implements Replica {
   /** Promising a ballot also ends any lower-ballot drive of ours (it could no longer commit safely). */
   private promise(rec: InstanceRecord, ballot: number): void {
     if (ballot > rec.promised) rec.promised = ballot;
-    const key = instanceKey(rec.id);
+    const key = this.slotKey(rec.id);
     const drive = this.drives.get(key);
     if (drive !== undefined && drive.ballot < rec.promised) this.drives.delete(key);
   }
@@ -644,15 +732,16 @@ export class EpaxosReplica implements Replica {
     };
   }
 
-  private where(id: InstanceId): { replica: NodeId; instance: number } {
-    return { replica: id.replica, instance: id.instance };
-  }
-
-  private wire(attrs: Attributes): { cmd: Command; seq: number; deps: number[] } {
-    return { cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps] };
-  }
-
-  private traceOf(id: InstanceId, ballot: number, attrs: Attributes | null) {
-    return { view: Math.max(0, ballot), seq: id.instance, leader: id.replica, batchSize: 1, depsCount: attrs === null ? 0 : depsCount(attrs.deps) };
+  private traceInstance(phase: Phase, id: InstanceId, ballot: number, attrs: Attributes | null, latencyUs?: number | null, retransmissions?: number): void {
+    this.env.trace({
+      phase,
+      view: Math.max(0, ballot),
+      seq: id.instance,
+      leader: id.replica,
+      batchSize: 1,
+      depsCount: attrs === null ? 0 : depsCount(attrs.deps),
+      latencyUs,
+      retransmissions,
+    });
   }
 }

@@ -4,7 +4,7 @@
  * reference implementation: `deps[q] = j` means "after every instance q.0..q.j", so a no-op that
  * replaces a lost instance never breaks a transitive dependency chain. -1 means none.
  */
-import type { ClientRequest, NodeId } from '../protocol.ts';
+import type { ClientRequest, NodeId, Operation } from '../protocol.ts';
 
 /** A client request, or null for the no-op recovery commits when nothing is known. */
 export type Command = ClientRequest | null;
@@ -64,7 +64,20 @@ export function sameAttributes(a: Attributes, b: Attributes): boolean {
 
 export function sameCommand(a: Command, b: Command): boolean {
   if (a === null || b === null) return a === b;
-  return a.clientId === b.clientId && a.requestId === b.requestId && JSON.stringify(a.op) === JSON.stringify(b.op);
+  return a.clientId === b.clientId && a.requestId === b.requestId && sameOperation(a.op, b.op);
+}
+
+function sameOperation(a: Operation, b: Operation): boolean {
+  if (a === b) return true;
+  if (a.kind !== b.kind || a.key !== b.key) return false;
+  switch (a.kind) {
+    case 'read':
+      return true;
+    case 'write':
+      return a.value === (b as typeof a).value;
+    case 'cas':
+      return a.value === (b as typeof a).value && a.expected === (b as typeof a).expected;
+  }
 }
 
 /** Element-wise max of deps and max of seq: the slow path's union of pre-accept replies. */

@@ -20,8 +20,18 @@ function encodeOperation(op: Operation): unknown[] {
   }
 }
 
+/** Digests by batch identity. In the simulator every backup receives the primary's very batch
+ * array, so one hash serves them all; messages are immutable once signed (auth.ts), so a batch
+ * array never changes after it was digested, and a different array is hashed afresh. */
+const batchDigests = new WeakMap<readonly ClientRequest[], string>();
+
 export function batchDigest(batch: readonly ClientRequest[]): string {
-  return sha256(JSON.stringify(['pbft-batch', batch.map((r) => [r.clientId, r.requestId, ...encodeOperation(r.op)])]));
+  let digest = batchDigests.get(batch);
+  if (digest === undefined) {
+    digest = sha256(JSON.stringify(['pbft-batch', batch.map((r) => [r.clientId, r.requestId, ...encodeOperation(r.op)])]));
+    batchDigests.set(batch, digest);
+  }
+  return digest;
 }
 
 const byFirst = <T extends readonly [string | number, ...unknown[]]>(a: T, b: T): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);

@@ -109,6 +109,8 @@ export class PbftReplica implements Replica {
   private readonly ctx: QuorumContext;
   private readonly n: number;
   private readonly f: number;
+  private readonly mutantPrepareQuorum: boolean;
+  private readonly mutantCommitQuorum: boolean;
 
   private view = 0;
   private status: 'normal' | 'view-change' = 'normal';
@@ -151,6 +153,8 @@ export class PbftReplica implements Replica {
     this.n = env.replicas.length;
     this.f = env.f;
     this.ctx = { n: this.n, f: this.f, auth: env.auth, logWindow: options.logWindow, mutations: options.mutations };
+    this.mutantPrepareQuorum = hasMutation(options, 'prepare-quorum-f');
+    this.mutantCommitQuorum = hasMutation(options, 'commit-quorum-2f');
   }
 
   // ---- Replica interface -------------------------------------------------------------------
@@ -251,7 +255,16 @@ export class PbftReplica implements Replica {
   private trace(t: Omit<Transition, 'leader'> & { leader?: NodeId }): void {
     const retransmissions = this.unreportedRetransmissions;
     this.unreportedRetransmissions = 0;
-    this.env.trace({ leader: primaryOf(t.view, this.n), retransmissions, ...t });
+    this.env.trace({
+      phase: t.phase,
+      view: t.view,
+      seq: t.seq,
+      leader: t.leader ?? primaryOf(t.view, this.n),
+      batchSize: t.batchSize,
+      depsCount: t.depsCount,
+      latencyUs: t.latencyUs,
+      retransmissions: t.retransmissions ?? retransmissions,
+    });
   }
 
   private inWindow(seq: number): boolean {
@@ -390,9 +403,9 @@ export class PbftReplica implements Replica {
     const pp = entry?.prePrepare;
     if (!entry || !pp) return;
     if (!entry.prepared) {
-      const prepares = [...entry.prepares.values()].filter((p) => p.digest === pp.digest);
       // Mutation 'prepare-quorum-f' (deliberate bug, tests only): f matching prepares instead of 2f.
-      if (prepares.length < (hasMutation(this.options, 'prepare-quorum-f') ? this.f : 2 * this.f)) return;
+      if (countMatching(entry.prepares, pp.digest) < (this.mutantPrepareQuorum ? this.f : 2 * this.f)) return;
+      const prepares = matching(entry.prepares, pp.digest);
       entry.prepared = true;
       const existing = this.preparedCerts.get(seq);
       if (!existing || existing.prePrepare.view <= view) this.preparedCerts.set(seq, { prePrepare: pp, prepares });
@@ -403,9 +416,9 @@ export class PbftReplica implements Replica {
       this.env.broadcast(commit);
     }
     if (!entry.committed) {
-      const commits = [...entry.commits.values()].filter((c) => c.digest === pp.digest);
       // Mutation 'commit-quorum-2f' (deliberate bug, tests only): 2f matching commits instead of 2f+1.
-      if (commits.length < (hasMutation(this.options, 'commit-quorum-2f') ? 2 * this.f : 2 * this.f + 1)) return;
+      if (countMatching(entry.commits, pp.digest) < (this.mutantCommitQuorum ? 2 * this.f : 2 * this.f + 1)) return;
+      const commits = matching(entry.commits, pp.digest);
       entry.committed = true;
       this.trace({ phase: 'commit', view, seq, batchSize: pp.batch.length });
       this.decide(seq, { prePrepare: pp, commits });
@@ -423,7 +436,7 @@ export class PbftReplica implements Replica {
     for (let cert = this.decided.get(this.lastExecuted + 1); cert; cert = this.decided.get(this.lastExecuted + 1)) {
       this.execute(this.lastExecuted + 1, cert.prePrepare);
     }
-    this.armRetransmit();
+    this.refreshRetransmit();
   }
 
   private execute(seq: number, pp: PrePrepareMsg): void {
@@ -523,6 +536,7 @@ export class PbftReplica implements Replica {
     if (this.nextSeq <= seq) this.nextSeq = seq + 1;
     this.trace({ phase: 'checkpoint', view: this.view, seq });
     this.tryPropose();
+    this.refreshRetransmit();
   }
 
   private sendFetch(candidates?: readonly NodeId[]): void {
@@ -778,6 +792,17 @@ export class PbftReplica implements Replica {
     this.retransmitTimer = { handle: this.env.setTimer(Math.max(1, Math.floor(this.options.timeoutUs / 2)), TIMER_RETRANSMIT, { token }), token };
   }
 
+  /** Caught up: drop the pending retransmission (it would fire with nothing to do), so an idle
+   * replica costs no timer events; otherwise make sure one is armed. */
+  private refreshRetransmit(): void {
+    if (this.retransmitTimer && !this.needsRetransmit()) {
+      this.env.cancelTimer(this.retransmitTimer.handle);
+      this.retransmitTimer = null;
+      return;
+    }
+    this.armRetransmit();
+  }
+
   private resend(message: Message): void {
     this.env.broadcast(message);
     this.unreportedRetransmissions++;
@@ -808,3 +833,15 @@ export class PbftReplica implements Replica {
   }
 }
 
+/** Votes in the map for this digest, without building an array on every vote. */
+function countMatching(votes: ReadonlyMap<NodeId, { readonly digest: string }>, digest: string): number {
+  let count = 0;
+  for (const vote of votes.values()) if (vote.digest === digest) count++;
+  return count;
+}
+
+function matching<T extends { readonly digest: string }>(votes: ReadonlyMap<NodeId, T>, digest: string): T[] {
+  const out: T[] = [];
+  for (const vote of votes.values()) if (vote.digest === digest) out.push(vote);
+  return out;
+}
