@@ -21,10 +21,10 @@ import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, Tran
 export interface RecordWriter {
   /**
    * Resolves when stored; throws a `retriable` error when the store is unavailable. `rows`, when
-   * given, is the same records as NDJSON blocks (one or more lines each, same order), which a
-   * writer may send as they are.
+   * given, is the same records as NDJSON blocks of text (one or more lines each, same order),
+   * which a writer may send as they are.
    */
-  write(records: readonly TraceRecord[], rows?: readonly Buffer[]): Promise<void>;
+  write(records: readonly TraceRecord[], rows?: readonly string[]): Promise<void>;
 }
 
 export interface CollectorOptions {
@@ -157,7 +157,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const dead: DeadLetter[] = [];
     const stored: Promise<void>[] = [];
     let records: TraceRecord[] = [];
-    let rows: Buffer[] = [];
+    let rows: string[] = [];
     let consumed = 0;
     const heartbeat = () => batch.heartbeat();
     const submit = async () => {
@@ -192,7 +192,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
           continue;
         }
         take(decoded.record, message, decoded.index);
-        rows.push(decoded.row);
+        rows.push(decoded.row.toString('utf8'));
         if (records.length === step) await submit();
       }
     }

@@ -66,25 +66,30 @@ export function decodeMessage(value: Buffer, recordBytesMax: number): DecodedLin
 
 /**
  * The common case, cheaply: a message whose every line is a record the fast check accepts comes
- * back as its records plus the message body itself as their NDJSON block (one string decode, no
- * per-record buffers). Anything else — a bad or oversized line, a pretty-printed record, a
- * message larger than one record may be — returns undefined, and `decodeMessage` decides.
+ * back as its records plus the message body itself as their NDJSON block, already decoded to
+ * text (one string decode, no per-record buffers; the store takes the text as it is). Anything
+ * else — a bad or oversized line, a pretty-printed record, a message larger than one record may
+ * be — returns undefined, and `decodeMessage` decides.
  */
-export function decodeMessageFast(value: Buffer, recordBytesMax: number): { records: TraceRecord[]; block: Buffer } | undefined {
+export function decodeMessageFast(value: Buffer, recordBytesMax: number): { records: TraceRecord[]; block: string } | undefined {
   let end = value.length;
   while (end > 0 && value[end - 1] === NEWLINE) end--;
   if (end === 0 || end > recordBytesMax) return undefined;
-  const block = end === value.length ? value : value.subarray(0, end);
+  const block = value.toString('utf8', 0, end);
   const records: TraceRecord[] = [];
-  for (const line of block.toString('utf8').split('\n')) {
+  let start = 0;
+  while (start <= block.length) {
+    let stop = block.indexOf('\n', start);
+    if (stop < 0) stop = block.length;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(line);
+      parsed = JSON.parse(block.slice(start, stop));
     } catch {
       return undefined;
     }
     if (!isCertainlyValidRecord(parsed)) return undefined;
     records.push(parsed);
+    start = stop + 1;
   }
   return { records, block };
 }

@@ -16,26 +16,53 @@ const PROTOCOL_SET: ReadonlySet<string> = new Set(PROTOCOLS);
 const PHASE_SETS: Readonly<Record<string, ReadonlySet<string>>> = { pbft: new Set(PHASES.pbft), epaxos: new Set(PHASES.epaxos) };
 const FAULT_SET: ReadonlySet<string> = new Set(FAULT_KINDS);
 const HASH_HEX = /^[0-9a-f]{64}$/;
-const UINT_FIELDS = ['node_seq', 'view', 'seq', 'ts_us', 'node_clock_us', 'msgs_sent', 'msgs_received', 'retransmissions', 'batch_size', 'deps_count'] as const;
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isNodeId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
-const isHash = (v: unknown): boolean => typeof v === 'string' && v.length === 64 && HASH_HEX.test(v);
+
+// Records of one run mostly repeat the same hashes; a string equal to one already matched needs
+// no second regex run (a 64-byte compare is several times cheaper).
+let lastHash = '';
+const isHash = (v: unknown): boolean => {
+  if (typeof v !== 'string' || v.length !== 64) return false;
+  if (v === lastHash) return true;
+  if (!HASH_HEX.test(v)) return false;
+  lastHash = v;
+  return true;
+};
+
+/**
+ * Exactly the schema's fields, all own and enumerable. Records come in field order (every
+ * producer serialises the same object shape), which is checked by plain comparison; for-in lists
+ * own keys before inherited ones, so when the last of exactly 22 keys is own, all of them are.
+ * Any other order takes the set lookup.
+ */
+function hasExactFields(r: Record<string, unknown>): boolean {
+  let i = 0;
+  let inOrder = true;
+  for (const key in r) {
+    if (inOrder && key === FIELDS[i]) {
+      i++;
+      continue;
+    }
+    inOrder = false;
+    if (!FIELD_SET.has(key) || !Object.hasOwn(r, key)) return false;
+    i++;
+  }
+  if (i !== FIELDS.length) return false;
+  return inOrder ? Object.hasOwn(r, FIELDS[FIELDS.length - 1]!) : true;
+}
 
 export function isCertainlyValidRecord(value: unknown): value is TraceRecord {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const r = value as Record<string, unknown>;
-  let keys = 0;
-  for (const key in r) {
-    if (!FIELD_SET.has(key) || !Object.hasOwn(r, key)) return false;
-    keys++;
-  }
-  if (keys !== FIELDS.length) return false;
+  if (!hasExactFields(r)) return false;
   if (r.schema_version !== TRACE_SCHEMA_VERSION) return false;
   const runId = r.run_id;
   if (typeof runId !== 'string' || runId.length < 1 || runId.length > 128) return false;
   if (!isNodeId(r.node) || !isNodeId(r.leader)) return false;
-  for (const field of UINT_FIELDS) if (!isUint(r[field])) return false;
+  if (!isUint(r.node_seq) || !isUint(r.view) || !isUint(r.seq) || !isUint(r.ts_us) || !isUint(r.node_clock_us)) return false;
+  if (!isUint(r.msgs_sent) || !isUint(r.msgs_received) || !isUint(r.retransmissions) || !isUint(r.batch_size) || !isUint(r.deps_count)) return false;
   if (r.latency_us !== null && !isUint(r.latency_us)) return false;
   const protocol = r.protocol;
   if (typeof protocol !== 'string' || !PROTOCOL_SET.has(protocol)) return false;

@@ -14,7 +14,7 @@ import type { TraceRecord } from '../core/trace-schema.ts';
 import { withRetry, type RetryPolicy } from './retry.ts';
 
 export interface RowsWriter {
-  write(records: readonly TraceRecord[], rows?: readonly Buffer[]): Promise<void>;
+  write(records: readonly TraceRecord[], rows?: readonly string[]): Promise<void>;
 }
 
 export interface GroupCommitOptions {
@@ -30,8 +30,8 @@ export interface GroupCommitOptions {
 
 export interface Chunk {
   readonly records: readonly TraceRecord[];
-  /** The same records as NDJSON blocks, in order (see RecordWriter). */
-  readonly rows: readonly Buffer[];
+  /** The same records as NDJSON text blocks, in order (see RecordWriter). */
+  readonly rows: readonly string[];
 }
 
 interface Pending {
@@ -160,7 +160,7 @@ export class GroupCommitWriter {
 
   private async insert(group: readonly Pending[]): Promise<void> {
     const records: TraceRecord[] = [];
-    const rows: Buffer[] = [];
+    const rows: string[] = [];
     for (const p of group) {
       for (const r of p.chunk.records) records.push(r);
       for (const r of p.chunk.rows) rows.push(r);

@@ -1,6 +1,6 @@
 /**
  * The RecordWriter over the real store. Valid records arrive with their original JSON bytes
- * (NDJSON blocks, see decode.ts), so an insert is one concatenation and one statement: no
+ * (NDJSON text blocks, see decode.ts), so an insert is one join and one statement: no
  * object is serialised again on the hot path. The table is a ReplacingMergeTree keyed by the event id's parts, so a
  * redelivered batch collapses on merge and FINAL reads never see it twice.
  */
@@ -11,12 +11,15 @@ import type { Store } from '../store/client.ts';
 import { classifyStoreError } from '../store/transitions.ts';
 import type { RecordWriter } from './collector.ts';
 
-const NEWLINE = Buffer.from('\n');
-
 export function storeRecordWriter(store: Store, table = store.table('transitions')): RecordWriter {
-  const insert = async (body: Buffer, rows: number): Promise<void> => {
+  // The embedded engine takes the statement as one JS string, so the body stays text on the way
+  // there (an object-mode stream hands the string over as it is; a byte stream would encode it
+  // to UTF-8 only for chdb to decode it again). A server gets bytes over HTTP.
+  const embedded = store.kind === 'embedded';
+  const insert = async (body: string, rows: number): Promise<void> => {
     try {
-      const result = await store.client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([body], { objectMode: false }) });
+      const values = embedded ? Readable.from([body], { objectMode: true }) : Readable.from([Buffer.from(body)], { objectMode: false });
+      const result = await store.client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values });
       result.stream.resume();
     } catch (cause) {
       throw classifyStoreError(cause, `insert of ${rows} transitions`);
@@ -27,7 +30,7 @@ export function storeRecordWriter(store: Store, table = store.table('transitions
       if (records.length === 0) return;
       if (rows === undefined || rows.length === 0) return insert(canonicalBody(records), records.length);
       try {
-        await insert(joinLines(rows), records.length);
+        await insert(rows.join('\n') + '\n', records.length);
       } catch (error) {
         // The original bytes are valid JSON the schema accepts, yet a byte-level oddity (e.g. a
         // duplicated key) can still upset the engine: one more try with canonical JSON before
@@ -39,17 +42,8 @@ export function storeRecordWriter(store: Store, table = store.table('transitions
   };
 }
 
-function joinLines(rows: readonly Buffer[]): Buffer {
-  const parts: Buffer[] = new Array(rows.length * 2);
-  for (let i = 0; i < rows.length; i++) {
-    parts[2 * i] = rows[i]!;
-    parts[2 * i + 1] = NEWLINE;
-  }
-  return Buffer.concat(parts);
-}
-
-function canonicalBody(records: readonly TraceRecord[]): Buffer {
+function canonicalBody(records: readonly TraceRecord[]): string {
   let text = '';
   for (const record of records) text += JSON.stringify(record) + '\n';
-  return Buffer.from(text);
+  return text;
 }

@@ -3,10 +3,24 @@
  * order survives retries) and compress with gzip; consumers commit offsets by hand, only after
  * the batch handler resolved, which is what makes the pipeline at-least-once.
  */
-import { CompressionTypes, Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
+import { promisify } from 'node:util';
+import { constants as zlibConstants, gzip, unzip } from 'node:zlib';
+import kafkajs, { CompressionTypes, Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logging.ts';
 import type { ConsumerOptions, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
+
+const gzipFast = promisify(gzip);
+const unzipAsync = promisify(unzip);
+
+// kafkajs compresses at zlib's default level 6, which on trace NDJSON costs about 3.5 times the
+// CPU of level 1 (measured on 106 MB of records: 573 vs 159 ms, gunzip 214 vs 83 ms) for a ratio
+// that stays above 35:1 (57:1 at level 6). The bytes are plain gzip either way.
+// (Through the default export: Node does not see CompressionCodecs among kafkajs's named exports.)
+kafkajs.CompressionCodecs[CompressionTypes.GZIP] = () => ({
+  compress: (encoder: { buffer: Buffer }) => gzipFast(encoder.buffer, { level: zlibConstants.Z_BEST_SPEED }),
+  decompress: (buffer: Buffer) => unzipAsync(buffer),
+});
 
 export interface KafkaTransportOptions {
   readonly brokers: readonly string[];
@@ -16,7 +30,7 @@ export interface KafkaTransportOptions {
   readonly producerRetryMs?: number;
   /** Fail fast when the broker is not there at all (tests, `lattice collect` start-up). */
   readonly connectionTimeoutMs?: number;
-  /** Producer batch compression. gzip by default (kafkajs has no other built-in codec). */
+  /** Producer batch compression. gzip (level 1, see above) by default (kafkajs has no other built-in codec). */
   readonly compression?: 'gzip' | 'none';
   /** Consumer fetch bounds: most bytes per partition per fetch, and how long the broker may wait for `fetchMinBytes`. */
   readonly fetchMaxBytesPerPartition?: number;

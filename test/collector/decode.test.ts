@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, decodeRecord, deadLetterOf } from '../../collector/decode.ts';
+import { decodeMessage, decodeMessageFast, decodeRecord, deadLetterOf } from '../../collector/decode.ts';
 import { isCertainlyValidRecord } from '../../collector/fast-validate.ts';
 import { createRng } from '../../core/rng.ts';
 import { validateTraceRecord } from '../../core/trace-schema.ts';
@@ -72,6 +72,25 @@ describe('decodeMessage', () => {
   });
 });
 
+describe('decodeMessageFast', () => {
+  it('returns the records and the message as one NDJSON text block, trailing newlines cut', () => {
+    const a = JSON.stringify(makeRecord({ node_seq: 0 }));
+    const b = JSON.stringify(makeRecord({ node_seq: 1 }));
+    const fast = decodeMessageFast(Buffer.from(`${a}\n${b}\n\n`), MAX);
+    expect(fast?.block).toBe(`${a}\n${b}`);
+    expect(fast?.records).toEqual([makeRecord({ node_seq: 0 }), makeRecord({ node_seq: 1 })]);
+  });
+
+  it('leaves anything unusual to decodeMessage: a bad line, a blank line, a pretty-printed record, an oversized message', () => {
+    const a = JSON.stringify(makeRecord({ node_seq: 0 }));
+    expect(decodeMessageFast(Buffer.from(`${a}\n{"broken`), MAX)).toBeUndefined();
+    expect(decodeMessageFast(Buffer.from(`${a}\n\n${a}`), MAX)).toBeUndefined();
+    expect(decodeMessageFast(Buffer.from(JSON.stringify(makeRecord(), null, 2)), MAX)).toBeUndefined();
+    expect(decodeMessageFast(Buffer.from(JSON.stringify({ ...makeRecord(), node: 'zero' })), MAX)).toBeUndefined();
+    expect(decodeMessageFast(Buffer.from(a), a.length - 1)).toBeUndefined();
+  });
+});
+
 describe('fast validation is sound: it never accepts what the schema rejects', () => {
   it('agrees with zod on valid records and on thousands of mutations', () => {
     const rng = createRng('fast-validate');
@@ -95,5 +114,37 @@ describe('fast validation is sound: it never accepts what the schema rejects', (
     }
     expect(accepted).toBeGreaterThan(0);
   });
-});
 
+  it('accepts the fields in any order, as the schema does', () => {
+    const rng = createRng('fast-validate-order');
+    const base = makeRecord({ node: 2, node_seq: 9, faults: ['crash'], faulty_nodes: [2] }) as unknown as Record<string, unknown>;
+    for (let i = 0; i < 50; i++) {
+      const keys = Object.keys(base);
+      for (let k = keys.length - 1; k > 0; k--) {
+        const j = rng.int(k + 1);
+        [keys[k], keys[j]] = [keys[j]!, keys[k]!];
+      }
+      const shuffled = Object.fromEntries(keys.map((k) => [k, base[k]]));
+      expect(isCertainlyValidRecord(shuffled)).toBe(true);
+      expect(validateTraceRecord(shuffled).ok).toBe(true);
+    }
+  });
+
+  it('never takes an inherited field for an own one, in order or not', () => {
+    const base = makeRecord() as unknown as Record<string, unknown>;
+    for (const missing of ['faulty_nodes', 'ts_us', 'schema_version']) {
+      const proto = { [missing]: base[missing] };
+      const own = Object.fromEntries(Object.entries(base).filter(([k]) => k !== missing));
+      const record = Object.assign(Object.create(proto) as Record<string, unknown>, own);
+      expect(isCertainlyValidRecord(record), missing).toBe(false);
+    }
+  });
+
+  it('checks every hash, even right after an accepted one', () => {
+    const good = makeRecord({ state_hash: 'c'.repeat(64) });
+    expect(isCertainlyValidRecord(good)).toBe(true);
+    expect(isCertainlyValidRecord({ ...good, state_hash: 'C'.repeat(64) })).toBe(false);
+    expect(isCertainlyValidRecord({ ...good, shadow_hash: 'c'.repeat(63) + 'g' })).toBe(false);
+    expect(isCertainlyValidRecord({ ...good, shadow_hash: 'c'.repeat(65) })).toBe(false);
+  });
+});
