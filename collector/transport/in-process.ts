@@ -22,8 +22,48 @@ interface StoredMessage {
   readonly value: Buffer;
 }
 
+/**
+ * One partition's messages. Offsets are absolute; messages below `base` are gone (retention):
+ * once every group that reads the topic has committed past them nobody will ask for them again,
+ * and keeping them would make a long embedded session (a large `chaos generate`) grow without
+ * bound. A group that joins later starts at `base`, as it would after Kafka's retention.
+ */
+class PartitionLog {
+  base = 0;
+  private messages: StoredMessage[] = [];
+
+  get end(): number {
+    return this.base + this.messages.length;
+  }
+
+  push(message: StoredMessage): void {
+    this.messages.push(message);
+  }
+
+  at(offset: number): StoredMessage {
+    const message = this.messages[offset - this.base];
+    if (message === undefined) throw new RangeError(`offset ${offset} is not retained (${this.base}..${this.end})`);
+    return message;
+  }
+
+  retained(): StoredMessage[] {
+    return this.messages;
+  }
+
+  /** Drops messages below `offset`, in chunks so the copy is amortised. */
+  trimTo(offset: number): void {
+    const drop = Math.min(offset, this.end) - this.base;
+    if (drop < 1_024 && drop < this.messages.length) return;
+    if (drop <= 0) return;
+    this.messages = this.messages.slice(drop);
+    this.base += drop;
+  }
+}
+
 interface Topic {
-  readonly partitions: StoredMessage[][];
+  readonly partitions: PartitionLog[];
+  /** Groups that have consumed this topic: retention waits for all of them. */
+  readonly readers: Set<Group>;
 }
 
 interface GroupMember {
@@ -89,7 +129,7 @@ export class InProcessTransport implements Transport {
     let running = false;
     let stopped = false;
     let loop: Promise<void> | undefined;
-    for (const name of options.topics) this.topic(name);
+    for (const name of options.topics) this.topic(name).readers.add(group);
 
     const join = () => {
       group.members.push(member);
@@ -106,14 +146,15 @@ export class InProcessTransport implements Transport {
       for (const slot of member.assigned) {
         const [topicName, partitionText] = splitSlot(slot);
         const partition = Number(partitionText);
-        const log = this.topic(topicName).partitions[partition] ?? [];
-        const start = group.committed.get(slot) ?? (options.fromBeginning ? 0 : log.length);
+        const log = this.topic(topicName).partitions[partition];
+        if (log === undefined) continue;
+        const start = Math.max(log.base, group.committed.get(slot) ?? (options.fromBeginning ? log.base : log.end));
         if (!group.committed.has(slot)) group.committed.set(slot, start);
-        if (start >= log.length) continue;
-        const end = Math.min(log.length, start + this.batchMessagesMax);
+        if (start >= log.end) continue;
+        const end = Math.min(log.end, start + this.batchMessagesMax);
         const messages: IncomingMessage[] = [];
         for (let offset = start; offset < end; offset++) {
-          const stored = log[offset]!;
+          const stored = log.at(offset);
           messages.push({ topic: topicName, partition, offset: String(offset), key: stored.key, value: stored.value });
         }
         return { topic: topicName, partition, messages, heartbeat: async () => undefined };
@@ -133,7 +174,10 @@ export class InProcessTransport implements Transport {
           await onBatch(batch);
           // Commit only after the handler stored the batch, and only if this member still owns
           // the partition (after a rebalance, the new owner re-reads from the committed offset).
-          if (member.assigned.has(slot)) group.committed.set(slot, Number(batch.messages.at(-1)!.offset) + 1);
+          if (member.assigned.has(slot)) {
+            group.committed.set(slot, Number(batch.messages.at(-1)!.offset) + 1);
+            this.applyRetention(batch.topic, batch.partition);
+          }
         } catch {
           await new Promise((resolve) => setTimeout(resolve, this.retryBackoffMs));
         }
@@ -162,16 +206,30 @@ export class InProcessTransport implements Transport {
     const group = this.group(groupId);
     let total = 0;
     topic.partitions.forEach((log, partition) => {
-      total += log.length - (group.committed.get(`${topicName}:${partition}`) ?? 0);
+      total += log.end - Math.max(log.base, group.committed.get(`${topicName}:${partition}`) ?? log.base);
     });
     return total;
   }
 
-  /** Every message currently in a topic, for tests and the demo's dead-letter report. */
+  /** Every message still retained in a topic, for tests and dead-letter reports. */
   messages(topicName: string): IncomingMessage[] {
     const topic = this.topics.get(topicName);
     if (!topic) return [];
-    return topic.partitions.flatMap((log, partition) => log.map((m, offset) => ({ topic: topicName, partition, offset: String(offset), key: m.key, value: m.value })));
+    return topic.partitions.flatMap((log, partition) => log.retained().map((m, i) => ({ topic: topicName, partition, offset: String(log.base + i), key: m.key, value: m.value })));
+  }
+
+  /** Messages retained across all partitions of a topic (retention is observable, and tested). */
+  retainedCount(topicName: string): number {
+    return this.topics.get(topicName)?.partitions.reduce((sum, log) => sum + log.retained().length, 0) ?? 0;
+  }
+
+  private applyRetention(topicName: string, partition: number): void {
+    const topic = this.topics.get(topicName);
+    const log = topic?.partitions[partition];
+    if (!topic || !log) return;
+    let low = Number.POSITIVE_INFINITY;
+    for (const group of topic.readers) low = Math.min(low, group.committed.get(`${topicName}:${partition}`) ?? log.base);
+    if (Number.isFinite(low)) log.trimTo(low);
   }
 
   async close(): Promise<void> {
@@ -182,7 +240,7 @@ export class InProcessTransport implements Transport {
   private topic(name: string, partitions = this.defaultPartitions): Topic {
     let topic = this.topics.get(name);
     if (!topic) {
-      topic = { partitions: Array.from({ length: partitions }, () => []) };
+      topic = { partitions: Array.from({ length: partitions }, () => new PartitionLog()), readers: new Set() };
       this.topics.set(name, topic);
     }
     return topic;
