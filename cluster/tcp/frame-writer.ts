@@ -10,6 +10,8 @@ export class FrameWriter {
   private pendingBytes = 0;
   private scheduled = false;
   dropped = 0;
+  /** Socket writes so far (one per flushed batch of frames). */
+  writes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -35,6 +37,7 @@ export class FrameWriter {
     const batch = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
+    this.writes++;
     this.socket.write(batch);
   }
 }

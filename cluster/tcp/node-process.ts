@@ -77,12 +77,15 @@ class TcpNode implements ReplicaEnv, RunningNode {
   private readonly links = new Map<NodeId, OutboundLink>();
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly writers = new Set<FrameWriter>();
+  private closedWriterWrites = 0;
   /** Which accepted connection carries replies for a client id (the last one it registered on). */
   private readonly clientWriters = new Map<number, FrameWriter>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly traceBuffer: TraceBuffer | null;
   private readonly maxFrameBytes: number;
   private nextTimerId = 1;
+  private lastEncoded: { readonly message: Message; readonly frame: Buffer } | null = null;
   private nodeSeq = 0;
   private sentSinceRecord = 0;
   private receivedSinceRecord = 0;
@@ -142,12 +145,26 @@ class TcpNode implements ReplicaEnv, RunningNode {
     if (link === undefined || this.stopped) return;
     this.sentSinceRecord++;
     this.messagesSent++;
-    link.sendEncoded(encodeFrame({ t: 'msg', m: message }, this.maxFrameBytes));
+    link.sendEncoded(this.encodeMessage(message));
+  }
+
+  /**
+   * A protocol often signs one message and sends it to several peers in a loop (EPaxos
+   * PRE-ACCEPT, ACCEPT, COMMIT): the frame is encoded once. Signed messages are immutable by
+   * contract (see auth.ts), and the cache lives only until the current callback returns.
+   */
+  private encodeMessage(message: Message): Buffer {
+    const cached = this.lastEncoded;
+    if (cached !== null && cached.message === message) return cached.frame;
+    const frame = encodeFrame({ t: 'msg', m: message }, this.maxFrameBytes);
+    if (cached === null) queueMicrotask(() => (this.lastEncoded = null));
+    this.lastEncoded = { message, frame };
+    return frame;
   }
 
   broadcast(message: Message): void {
     if (this.stopped) return;
-    const frame = encodeFrame({ t: 'msg', m: message }, this.maxFrameBytes);
+    const frame = this.encodeMessage(message);
     for (const link of this.links.values()) {
       this.sentSinceRecord++;
       this.messagesSent++;
@@ -230,6 +247,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
     this.sockets.add(socket);
     const decoder = new FrameDecoder(this.maxFrameBytes);
     const writer = new FrameWriter(socket);
+    this.writers.add(writer);
     socket.on('data', (chunk: Buffer) => {
       let frames: unknown[];
       try {
@@ -246,6 +264,8 @@ class TcpNode implements ReplicaEnv, RunningNode {
     socket.on('error', () => {});
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.writers.delete(writer);
+      this.closedWriterWrites += writer.writes;
       for (const [clientId, w] of this.clientWriters) if (w === writer) this.clientWriters.delete(clientId);
     });
   }
@@ -303,7 +323,15 @@ class TcpNode implements ReplicaEnv, RunningNode {
       framesRejected: this.framesRejected,
       traceRecords: this.traceBuffer?.accepted ?? 0,
       traceDropped: this.traceBuffer?.dropped ?? 0,
+      socketWrites: this.socketWrites(),
     };
+  }
+
+  private socketWrites(): number {
+    let writes = 0;
+    for (const link of this.links.values()) writes += link.writes;
+    for (const writer of this.writers) writes += writer.writes;
+    return writes + this.closedWriterWrites;
   }
 
   async stop(): Promise<void> {

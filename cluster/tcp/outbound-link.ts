@@ -43,6 +43,8 @@ export class OutboundLink {
   dropped = 0;
   /** Frames handed to the socket. */
   sent = 0;
+  /** Socket writes so far (one per flushed batch of frames). */
+  writes = 0;
   /** Connection failures or drops seen so far (a dead peer keeps counting). */
   connectionErrors = 0;
 
@@ -111,6 +113,7 @@ export class OutboundLink {
     this.sent += this.queue.length;
     this.queue.length = 0;
     this.queuedBytes = 0;
+    this.writes++;
     socket.write(batch);
   }
 

@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 import type { TraceSink } from '../../core/sink.ts';
 import type { TraceRecord } from '../../core/trace-schema.ts';
 import { LatticeError } from '../../core/errors.ts';
+import { traceRecordJson } from './trace-json.ts';
 
 export interface TraceSinkContext {
   readonly node: number;
@@ -30,8 +31,21 @@ export function nodeTracePath(runDir: string, node: number): string {
   return join(runDir, `node-${node}.ndjson`);
 }
 
+/**
+ * A sink that takes records already encoded as NDJSON bytes. TraceBuffer encodes such a sink's
+ * records as they arrive, into off-heap chunks: a record object then dies young instead of
+ * waiting up to a flush interval and being promoted to the old generation (major-GC work).
+ */
+export interface NdjsonTraceSink extends TraceSink {
+  writeNdjson(bytes: Buffer): Promise<void>;
+}
+
+function isNdjsonSink(sink: TraceSink): sink is NdjsonTraceSink {
+  return typeof (sink as Partial<NdjsonTraceSink>).writeNdjson === 'function';
+}
+
 /** Appends records as NDJSON; `close` flushes and closes the file. */
-export class NdjsonFileSink implements TraceSink {
+export class NdjsonFileSink implements NdjsonTraceSink {
   private readonly stream: WriteStream;
 
   constructor(readonly path: string) {
@@ -42,9 +56,13 @@ export class NdjsonFileSink implements TraceSink {
   write(records: readonly TraceRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     let text = '';
-    for (const record of records) text += JSON.stringify(record) + '\n';
+    for (const record of records) text += traceRecordJson(record) + '\n';
+    return this.writeNdjson(text);
+  }
+
+  writeNdjson(bytes: Buffer | string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.stream.write(text, (error) => (error ? reject(error) : resolve()));
+      this.stream.write(bytes, (error) => (error ? reject(error) : resolve()));
     });
   }
 
@@ -74,8 +92,41 @@ export interface TraceBufferOptions {
   readonly onError?: (error: unknown) => void;
 }
 
+/** Grows NDJSON bytes in off-heap chunks; `take` hands everything over and starts afresh. */
+class NdjsonChunks {
+  private static readonly CHUNK_BYTES = 64 * 1024;
+  private sealed: Buffer[] = [];
+  private chunk = Buffer.allocUnsafe(NdjsonChunks.CHUNK_BYTES);
+  private used = 0;
+
+  append(record: TraceRecord): void {
+    const line = traceRecordJson(record) + '\n';
+    // A UTF-16 code unit takes at most 3 UTF-8 bytes: room for that many means the line fits.
+    const worstCase = line.length * 3;
+    if (this.used + worstCase > this.chunk.length) {
+      if (this.used > 0) this.sealed.push(this.chunk.subarray(0, this.used));
+      this.chunk = Buffer.allocUnsafe(Math.max(NdjsonChunks.CHUNK_BYTES, worstCase));
+      this.used = 0;
+    }
+    this.used += this.chunk.write(line, this.used, 'utf8');
+  }
+
+  take(): Buffer {
+    if (this.used > 0) this.sealed.push(this.chunk.subarray(0, this.used));
+    const bytes = this.sealed.length === 1 ? (this.sealed[0] as Buffer) : Buffer.concat(this.sealed);
+    this.sealed = [];
+    // The handed-over bytes are still being written: never reuse their memory.
+    this.chunk = Buffer.allocUnsafe(NdjsonChunks.CHUNK_BYTES);
+    this.used = 0;
+    return bytes;
+  }
+}
+
 export class TraceBuffer {
   private waiting: TraceRecord[] = [];
+  /** For an NdjsonTraceSink: waiting records, already encoded (and `waiting` stays empty). */
+  private readonly encoded: NdjsonChunks | null;
+  private waitingCount = 0;
   private inFlight = 0;
   private writing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
@@ -93,16 +144,19 @@ export class TraceBuffer {
     this.batchRecordsMax = options.batchRecordsMax ?? 2048;
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
     this.bufferedRecordsMax = options.bufferedRecordsMax ?? 200_000;
+    this.encoded = isNdjsonSink(sink) ? new NdjsonChunks() : null;
   }
 
   push(record: TraceRecord): void {
-    if (this.waiting.length + this.inFlight >= this.bufferedRecordsMax) {
+    if (this.waitingCount + this.inFlight >= this.bufferedRecordsMax) {
       this.dropped++;
       return;
     }
     this.accepted++;
-    this.waiting.push(record);
-    if (this.waiting.length >= this.batchRecordsMax) this.flush();
+    if (this.encoded !== null) this.encoded.append(record);
+    else this.waiting.push(record);
+    this.waitingCount++;
+    if (this.waitingCount >= this.batchRecordsMax) this.flush();
     else if (this.timer === null) this.timer = setTimeout(() => this.flush(), this.flushIntervalMs);
   }
 
@@ -112,22 +166,35 @@ export class TraceBuffer {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.waiting.length > 0) {
-      const batch = this.waiting;
-      this.waiting = [];
-      this.inFlight += batch.length;
+    if (this.waitingCount > 0) {
+      const count = this.waitingCount;
+      const write = this.takeWaiting();
+      this.waitingCount = 0;
+      this.inFlight += count;
       // Writes are chained so the sink sees records in node_seq order.
       this.writing = this.writing.then(async () => {
         try {
-          await this.sink.write(batch);
+          await write();
         } catch (error) {
           this.failedWrites++;
           this.options.onError?.(error);
         } finally {
-          this.inFlight -= batch.length;
+          this.inFlight -= count;
         }
       });
     }
     return this.writing;
+  }
+
+  /** Hands the waiting records over; returns the write that delivers them to the sink. */
+  private takeWaiting(): () => Promise<void> {
+    const sink = this.sink;
+    if (this.encoded !== null && isNdjsonSink(sink)) {
+      const bytes = this.encoded.take();
+      return () => sink.writeNdjson(bytes);
+    }
+    const batch = this.waiting;
+    this.waiting = [];
+    return () => sink.write(batch);
   }
 }

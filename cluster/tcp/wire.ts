@@ -47,6 +47,9 @@ export interface NodeStatus {
   readonly framesRejected: number;
   readonly traceRecords: number;
   readonly traceDropped: number;
+  /** Socket write calls so far (peer links and accepted connections): each is a syscall, so
+   * frames coalesced per write is the transport's main cost lever. */
+  readonly socketWrites: number;
 }
 export interface StatusFrame {
   readonly t: 'status_ok';
