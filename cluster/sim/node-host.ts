@@ -5,7 +5,8 @@
  * Byzantine node runs unmodified protocol code with adversarial wiring (the Twins idea).
  */
 import type { Rng } from '../../core/rng.ts';
-import { TRACE_SCHEMA_VERSION, eventIdOf, type FaultKind, type TraceRecord } from '../../core/trace-schema.ts';
+import type { FaultKind, TraceRecord } from '../../core/trace-schema.ts';
+import { traceRecordOf } from '../trace-record.ts';
 import { createAuthenticator } from '../auth.ts';
 import type {
   Authenticator,
@@ -161,31 +162,23 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     const check = this.stateMachine.check();
     const nodeSeq = this.nodeSeq++;
     const tsUs = ctx.sim.nowUs();
-    // Key order is fixed here: the trace hash is over JSON.stringify of these objects.
-    const record: TraceRecord = {
-      schema_version: TRACE_SCHEMA_VERSION,
-      run_id: ctx.runId,
-      event_id: eventIdOf(ctx.runId, this.id, nodeSeq),
-      node: this.id,
-      node_seq: nodeSeq,
-      protocol: ctx.protocol.name,
-      phase: transition.phase,
-      view: transition.view,
-      seq: transition.seq,
-      leader: transition.leader,
-      ts_us: tsUs,
-      node_clock_us: Math.max(0, tsUs + this.skewUs),
-      msgs_sent: this.sentSinceRecord,
-      msgs_received: this.receivedSinceRecord,
-      retransmissions: transition.retransmissions ?? 0,
-      batch_size: transition.batchSize ?? 0,
-      deps_count: transition.depsCount ?? 0,
-      latency_us: transition.latencyUs === undefined || transition.latencyUs === null ? null : Math.max(0, Math.round(transition.latencyUs)),
-      state_hash: check.runtime,
-      shadow_hash: check.shadow,
-      faults: ctx.activeFaults().slice(),
-      faulty_nodes: ctx.activeFaultyNodes().slice(),
-    };
+    const record = traceRecordOf(
+      {
+        runId: ctx.runId,
+        node: this.id,
+        nodeSeq,
+        protocol: ctx.protocol.name,
+        tsUs,
+        nodeClockUs: tsUs + this.skewUs,
+        msgsSent: this.sentSinceRecord,
+        msgsReceived: this.receivedSinceRecord,
+        runtimeHash: check.runtime,
+        shadowHash: check.shadow,
+        faults: ctx.activeFaults().slice(),
+        faultyNodes: ctx.activeFaultyNodes().slice(),
+      },
+      transition,
+    );
     this.sentSinceRecord = 0;
     this.receivedSinceRecord = 0;
     // Count a divergence once when it appears, not on every later transition of the same node.

@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { systemClock } from '../../core/clock.ts';
 import { createRng } from '../../core/rng.ts';
 import type { TraceSink } from '../../core/sink.ts';
-import { TRACE_SCHEMA_VERSION, eventIdOf, type TraceRecord } from '../../core/trace-schema.ts';
+import { traceRecordOf } from '../trace-record.ts';
 import { LatticeError } from '../../core/errors.ts';
 import { createAuthenticator } from '../auth.ts';
 import {
@@ -206,31 +206,24 @@ class TcpNode implements ReplicaEnv, RunningNode {
     const nodeSeq = this.nodeSeq++;
     const nowUs = systemClock.nowUs();
     const runId = this.config.runId;
-    const record: TraceRecord = {
-      schema_version: TRACE_SCHEMA_VERSION,
-      run_id: runId,
-      event_id: eventIdOf(runId, this.id, nodeSeq),
-      node: this.id,
-      node_seq: nodeSeq,
-      protocol: this.config.protocol.name,
-      phase: transition.phase,
-      view: transition.view,
-      seq: transition.seq,
-      leader: transition.leader,
-      // Real processes share the host's clock: true time and node time coincide (no skew fault).
-      ts_us: nowUs,
-      node_clock_us: nowUs,
-      msgs_sent: this.sentSinceRecord,
-      msgs_received: this.receivedSinceRecord,
-      retransmissions: transition.retransmissions ?? 0,
-      batch_size: transition.batchSize ?? 0,
-      deps_count: transition.depsCount ?? 0,
-      latency_us: transition.latencyUs === undefined || transition.latencyUs === null ? null : Math.max(0, Math.round(transition.latencyUs)),
-      state_hash: check.runtime,
-      shadow_hash: check.shadow,
-      faults: [],
-      faulty_nodes: [],
-    };
+    // Real processes share the host's clock: true time and node time coincide (no skew fault).
+    const record = traceRecordOf(
+      {
+        runId,
+        node: this.id,
+        nodeSeq,
+        protocol: this.config.protocol.name,
+        tsUs: nowUs,
+        nodeClockUs: nowUs,
+        msgsSent: this.sentSinceRecord,
+        msgsReceived: this.receivedSinceRecord,
+        runtimeHash: check.runtime,
+        shadowHash: check.shadow,
+        faults: [],
+        faultyNodes: [],
+      },
+      transition,
+    );
     this.sentSinceRecord = 0;
     this.receivedSinceRecord = 0;
     buffer.push(record);
