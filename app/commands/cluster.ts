@@ -1,6 +1,10 @@
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { clusterDown, clusterLoad, clusterStatus, clusterUp } from '../../cluster/tcp/commands.ts';
-import { integerOption } from '../cli.ts';
+import { contextOf, integerOption } from '../cli.ts';
+
+/** The collector's producer, loaded by each node process when its trace goes to Kafka. */
+const KAFKA_TRACE_SINK = resolve(import.meta.dirname, '../../collector/kafka-trace-sink.ts');
 
 function print(value: unknown, json: boolean | undefined): void {
   if (json) {
@@ -29,11 +33,25 @@ export function registerClusterCommands(program: Command): void {
     .addOption(new Option('-p, --protocol <name>', 'protocol').choices(['pbft', 'epaxos']).default('pbft'))
     .option('-n, --nodes <n>', 'replicas (PBFT: 3f+1, EPaxos: 2f+1)', integerOption('--nodes', 3))
     .option('--base-port <port>', 'first replica port (default: free ports)', integerOption('--base-port', 1))
-    .addOption(new Option('--trace <mode>', 'trace records per node').choices(['ndjson', 'off']).default('ndjson'))
+    .addOption(new Option('--trace <mode>', 'where each node\'s trace records go: NDJSON files in the run directory, the Kafka transitions topic (brokers and topic from the configuration), or nowhere').choices(['ndjson', 'kafka', 'off']).default('ndjson'))
     .option('--json', 'print JSON')
-    .action(async (options: { protocol: 'pbft' | 'epaxos'; nodes?: number; basePort?: number; trace: 'ndjson' | 'off'; json?: boolean }) => {
+    .action(async (options: { protocol: 'pbft' | 'epaxos'; nodes?: number; basePort?: number; trace: 'ndjson' | 'kafka' | 'off'; json?: boolean }, command: Command) => {
       const nodes = options.nodes ?? (options.protocol === 'pbft' ? 4 : 5);
-      print(await clusterUp({ protocol: options.protocol, nodes, trace: options.trace, ...(options.basePort !== undefined && { basePort: options.basePort }) }), options.json);
+      if (options.trace === 'kafka') {
+        // The node processes inherit the environment: hand them the validated Kafka settings.
+        const { config } = contextOf(command);
+        process.env.LATTICE_KAFKA_BROKERS = config.transport.brokers.join(',');
+        process.env.LATTICE_KAFKA_TOPIC = config.transport.topic;
+        process.env.LATTICE_KAFKA_PARTITIONS = String(config.transport.partitions);
+      }
+      const up = await clusterUp({
+        protocol: options.protocol,
+        nodes,
+        trace: options.trace === 'off' ? 'off' : 'ndjson',
+        ...(options.trace === 'kafka' && { traceSinkModule: KAFKA_TRACE_SINK }),
+        ...(options.basePort !== undefined && { basePort: options.basePort }),
+      });
+      print({ ...up, trace: options.trace }, options.json);
     });
 
   cluster
