@@ -218,13 +218,7 @@ export class EpaxosReplica implements Replica {
 
   private sendPreAccept(drive: Drive, retransmit: boolean): void {
     const msg: PreAcceptMessage = { type: 'PRE_ACCEPT', from: this.id, ballot: drive.ballot, replica: drive.id.replica, instance: drive.id.instance, cmd: drive.attrs.cmd, seq: drive.attrs.seq, deps: [...drive.attrs.deps] };
-    const signed = this.env.auth.sign(msg);
-    let sent = 0;
-    for (const to of this.env.replicas) {
-      if (to === this.id || drive.preAcceptReplies.has(to)) continue;
-      this.env.send(to, signed);
-      sent++;
-    }
+    const sent = this.sendToOthers(msg, drive.preAcceptReplies);
     drive.lastSentUs = this.env.nowUs();
     this.traceInstance('pre_accept', drive.id, drive.ballot, drive.attrs, undefined, retransmit ? sent : 0);
   }
@@ -304,15 +298,21 @@ export class EpaxosReplica implements Replica {
 
   private sendAccept(drive: Drive, retransmit: boolean): void {
     const msg: AcceptMessage = { type: 'ACCEPT', from: this.id, ballot: drive.ballot, replica: drive.id.replica, instance: drive.id.instance, cmd: drive.attrs.cmd, seq: drive.attrs.seq, deps: [...drive.attrs.deps] };
+    const sent = this.sendToOthers(msg, drive.acceptOks);
+    drive.lastSentUs = this.env.nowUs();
+    this.traceInstance('accept', drive.id, drive.ballot, drive.attrs, undefined, retransmit ? sent : 0);
+  }
+
+  /** Signs once and sends to every other replica that has not answered yet; returns how many. */
+  private sendToOthers(msg: PreAcceptMessage | AcceptMessage, answered: { has(node: NodeId): boolean }): number {
     const signed = this.env.auth.sign(msg);
     let sent = 0;
     for (const to of this.env.replicas) {
-      if (to === this.id || drive.acceptOks.has(to)) continue;
+      if (to === this.id || answered.has(to)) continue;
       this.env.send(to, signed);
       sent++;
     }
-    drive.lastSentUs = this.env.nowUs();
-    this.traceInstance('accept', drive.id, drive.ballot, drive.attrs, undefined, retransmit ? sent : 0);
+    return sent;
   }
 
   private onAccept(m: AcceptMessage): void {

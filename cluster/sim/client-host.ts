@@ -16,7 +16,8 @@ import type {
   TimerHandle,
 } from '../protocol.ts';
 import type { HistoryEvent } from './history.ts';
-import type { SimEvent, Simulator } from './simulator.ts';
+import type { Simulator } from './simulator.ts';
+import { TimerTable } from './timer-table.ts';
 import { SIM_EPOCH_US } from './simulator.ts';
 import { WorkloadGenerator, type WorkloadConfig } from './workload.ts';
 
@@ -39,8 +40,7 @@ export class ClientHost implements ClientEnv {
   readonly f: number;
   readonly client: ProtocolClient;
   private readonly workload: WorkloadGenerator;
-  private readonly timers = new Map<number, SimEvent>();
-  private nextTimerId = 1;
+  private readonly timers: TimerTable;
   private nextRequestId = 1;
   private outstanding: Outstanding | null = null;
   private readonly thinkUs: number;
@@ -56,6 +56,7 @@ export class ClientHost implements ClientEnv {
     workload: WorkloadConfig,
     options: ProtocolOptions,
   ) {
+    this.timers = new TimerTable(ctx.sim);
     this.replicas = ctx.replicas;
     this.f = ctx.f;
     this.workload = new WorkloadGenerator(workload, clientId, rng.fork('workload'));
@@ -76,20 +77,11 @@ export class ClientHost implements ClientEnv {
   }
 
   setTimer(afterUs: number, name: string, data?: unknown): TimerHandle {
-    const id = this.nextTimerId++;
-    const event = this.ctx.sim.schedule(afterUs, 'timer', () => {
-      this.timers.delete(id);
-      this.client.onTimer(name, data);
-    });
-    this.timers.set(id, event);
-    return { id };
+    return this.timers.set(afterUs, () => this.client.onTimer(name, data));
   }
 
   cancelTimer(handle: TimerHandle): void {
-    const event = this.timers.get(handle.id);
-    if (event === undefined) return;
-    this.ctx.sim.cancel(event);
-    this.timers.delete(handle.id);
+    this.timers.cancel(handle);
   }
 
   onReply(reply: ClientReply): void {

@@ -21,7 +21,8 @@ import type {
   Transition,
 } from '../protocol.ts';
 import type { HarnessStateMachine, StateCheck } from './harness-state.ts';
-import type { SimEvent, Simulator } from './simulator.ts';
+import type { Simulator } from './simulator.ts';
+import { TimerTable } from './timer-table.ts';
 import { Misbehaviour, outboundCopies, type OutboundNode } from '../chaos/byzantine.ts';
 
 /** The cluster-wide services a host uses; implemented by SimCluster. */
@@ -51,8 +52,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   /** Clock skew of this node, microseconds (clock_skew fault). */
   skewUs = 0;
   crashed = false;
-  private readonly timers = new Map<number, SimEvent>();
-  private nextTimerId = 1;
+  private readonly timers: TimerTable;
   private nodeSeq = 0;
   private sentSinceRecord = 0;
   private receivedSinceRecord = 0;
@@ -67,6 +67,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     readonly chaosRng: Rng,
     options: ProtocolOptions,
   ) {
+    this.timers = new TimerTable(ctx.sim);
     this.replicas = ctx.replicas;
     this.f = ctx.f;
     this.auth = createAuthenticator(ctx.clusterSecret, id, ctx.replicas.length);
@@ -109,20 +110,13 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   }
 
   setTimer(afterUs: number, name: string, data?: unknown): TimerHandle {
-    const id = this.nextTimerId++;
-    const event = this.ctx.sim.schedule(afterUs, 'timer', () => {
-      this.timers.delete(id);
+    return this.timers.set(afterUs, () => {
       if (!this.crashed) this.replica.onTimer(name, data);
     });
-    this.timers.set(id, event);
-    return { id };
   }
 
   cancelTimer(handle: TimerHandle): void {
-    const event = this.timers.get(handle.id);
-    if (event === undefined) return;
-    this.ctx.sim.cancel(event);
-    this.timers.delete(handle.id);
+    this.timers.cancel(handle);
   }
 
   /** A message arrives from the network. */
@@ -147,8 +141,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   crash(): void {
     if (this.crashed) return;
     this.crashed = true;
-    for (const event of this.timers.values()) this.ctx.sim.cancel(event);
-    this.timers.clear();
+    this.timers.cancelAll();
   }
 
   restart(): void {
