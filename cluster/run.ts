@@ -49,7 +49,7 @@ export interface RunResult {
   readonly scenario: string;
   /** Trace records emitted (all of them were written to the sink). */
   readonly records: number;
-  /** BLAKE3-256 over every record's canonical binary encoding (sim/trace-hash.ts), in emission order. */
+  /** SHA-256 over every record's canonical binary encoding (sim/trace-hash.ts), in emission order. */
   readonly traceHash: string;
   readonly history: readonly HistoryEvent[];
   readonly executedLogs: ReadonlyMap<NodeId, ExecutedLog>;
