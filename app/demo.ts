@@ -124,7 +124,7 @@ export function formatDemoSummary(summary: DemoSummary): string {
     `  safety violations     ${summary.safety_violations}`,
     `  shadow mismatches     ${summary.shadow_mismatches}`,
     `  trace records         ${summary.events_emitted} emitted, ${summary.events_stored} stored, ${summary.events_dead_lettered} dead-lettered ${accounted ? '(all accounted for)' : '(MISMATCH)'}`,
-    `  trace hash (BLAKE3)   ${summary.trace_hash}`,
+    `  trace hash            ${summary.trace_hash} (SHA-256)`,
     `  by phase              ${Object.entries(summary.phases).map(([p, n]) => `${p}=${n}`).join(' ')}`,
     '',
     'Per-second cluster features (store table features_cluster_1s):',
