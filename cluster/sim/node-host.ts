@@ -36,7 +36,8 @@ export interface HostContext {
   transmit(from: NodeId, to: NodeId, message: Message): void;
   transmitReply(from: NodeId, reply: ClientReply): void;
   emit(record: TraceRecord): void;
-  /** Active fault kinds and targeted nodes, sorted and unique (ground-truth labels). */
+  /** Active fault kinds and targeted nodes, sorted and unique (ground-truth labels); frozen
+   * arrays, replaced when the active set changes and never changed in place. */
   activeFaults(): readonly FaultKind[];
   activeFaultyNodes(): readonly NodeId[];
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void;
@@ -167,8 +168,10 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
         msgsReceived: this.receivedSinceRecord,
         runtimeHash: check.runtime,
         shadowHash: check.shadow,
-        faults: ctx.activeFaults().slice(),
-        faultyNodes: ctx.activeFaultyNodes().slice(),
+        // Shared, not copied: the chaos engine hands out frozen arrays and replaces them when
+        // the active set changes, so records of one fault period can share one array.
+        faults: ctx.activeFaults() as FaultKind[],
+        faultyNodes: ctx.activeFaultyNodes() as NodeId[],
       },
       transition,
     );
