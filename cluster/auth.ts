@@ -18,7 +18,7 @@
  * (EPaxos), at the heavy baseline load.
  */
 import { createHmac } from 'node:crypto';
-import type { Authenticator, Message, NodeId } from './protocol.ts';
+import type { Authenticator, ClientRequest, Message, NodeId, RequestSigner } from './protocol.ts';
 
 export function nodeKey(clusterSecret: string, node: NodeId): Buffer {
   return createHmac('sha256', clusterSecret).update(`lattice-node-key/${node}`).digest();
@@ -107,53 +107,100 @@ function hmac(key: Buffer, input: string): string {
   return createHmac('sha256', key).update(input).digest('base64');
 }
 
-/** The MAC input: the message without its `mac` field, as JSON in insertion order. */
-function macInput(message: Message): string {
+/** The MAC input: the value without its `mac` field, as JSON in insertion order. */
+function macInput(value: Message | ClientRequest): string {
   // JSON omits undefined values, so an absent or undefined mac needs no copy without it.
-  if (message.mac === undefined) return JSON.stringify(message);
-  const { mac: _ignored, ...rest } = message;
+  if (value.mac === undefined) return JSON.stringify(value);
+  const { mac: _ignored, ...rest } = value;
   return JSON.stringify(rest);
 }
 
+/** A signing key and the identity verdicts compare (hex of the key). */
+interface SigningKey {
+  readonly key: Buffer;
+  readonly id: string;
+}
+
+function signingKey(key: Buffer): SigningKey {
+  return { key, id: key.toString('hex') };
+}
+
+/** A signed copy of `value` with a lazily computed `mac` (see LazyMac). */
+function signWith<T extends object>(value: T, signer: SigningKey): T {
+  // Object.assign then one accessor: about 0.4 µs, against about 1 µs for `{ ...value, mac }`
+  // (V8 leaves its fast clone path when the literal adds a key). Keys keep their order, and a
+  // `mac` already present keeps its place, as with the spread.
+  const signed = Object.assign({}, value);
+  Object.defineProperty(signed, 'mac', LAZY_MAC_PROPERTY);
+  (signed as Vouchable)[VOUCHED] = new LazyMac(signed, signer.id, signer.key);
+  return signed;
+}
+
+/** Whether `value` carries a valid MAC under `signer`'s key: by identity when this process signed
+ * or verified this very object, else in full (and the verdict remembered). */
+function verifyWith(value: Message | ClientRequest, signer: SigningKey): boolean {
+  // Identity first: reading `mac` of a lazily signed value would compute it.
+  const lazy = lazyMacOf(value);
+  if (lazy !== undefined && lazy.pristine && lazy.keyId === signer.id) return true;
+  const mac = value.mac;
+  if (typeof mac !== 'string') return false;
+  const known = lazy === undefined ? verified.get(value) : undefined;
+  if (known !== undefined && known.keyId === signer.id && known.mac === mac) return true;
+  if (hmac(signer.key, macInput(value)) !== mac) return false;
+  if (lazy === undefined && known === undefined) verified.set(value, { keyId: signer.id, mac });
+  return true;
+}
+
 export function createAuthenticator(clusterSecret: string, self: NodeId, replicaCount: number): Authenticator {
-  const keys: Buffer[] = [];
-  const keyIds: string[] = [];
-  for (let node = 0; node < replicaCount; node++) {
-    const key = nodeKey(clusterSecret, node);
-    keys.push(key);
-    keyIds.push(key.toString('hex'));
-  }
-  const ownKey = keys[self];
-  const ownKeyId = keyIds[self];
-  if (ownKey === undefined || ownKeyId === undefined) throw new RangeError(`node ${self} is not in a cluster of ${replicaCount}`);
+  const replicaKeys: SigningKey[] = [];
+  for (let node = 0; node < replicaCount; node++) replicaKeys.push(signingKey(nodeKey(clusterSecret, node)));
+  const own = replicaKeys[self];
+  if (own === undefined) throw new RangeError(`node ${self} is not in a cluster of ${replicaCount}`);
+  // Derived on first use: a replica hears from a handful of clients, out of ids up to 2^53.
+  const clientKeys = new Map<number, SigningKey>();
   return {
     sign(message) {
       if (message.from !== self) throw new Error(`node ${self} cannot sign a message from ${message.from}`);
-      // Object.assign then one accessor: about 0.4 µs, against about 1 µs for `{ ...message, mac }`
-      // (V8 leaves its fast clone path when the literal adds a key). Keys keep their order, and a
-      // `mac` already present keeps its place, as with the spread.
-      const signed = Object.assign({}, message);
-      Object.defineProperty(signed, 'mac', LAZY_MAC_PROPERTY);
-      (signed as Vouchable)[VOUCHED] = new LazyMac(signed, ownKeyId, ownKey);
-      return signed;
+      return signWith(message, own);
     },
     verify(message) {
       const from = message.from;
-      // An integer check first: a forged `from` such as "length" must not index the arrays.
+      // An integer check first: a forged `from` such as "length" must not index the array.
       if (!Number.isInteger(from)) return false;
-      const key = keys[from];
-      const keyId = keyIds[from];
-      if (key === undefined || keyId === undefined) return false;
-      // Identity first: reading `mac` of a lazily signed message would compute it.
-      const lazy = lazyMacOf(message);
-      if (lazy !== undefined && lazy.pristine && lazy.keyId === keyId) return true;
-      const mac = message.mac;
-      if (typeof mac !== 'string') return false;
-      const known = lazy === undefined ? verified.get(message) : undefined;
-      if (known !== undefined && known.keyId === keyId && known.mac === mac) return true;
-      if (hmac(key, macInput(message)) !== mac) return false;
-      if (lazy === undefined && known === undefined) verified.set(message, { keyId, mac });
-      return true;
+      const signer = replicaKeys[from];
+      return signer !== undefined && verifyWith(message, signer);
+    },
+    verifyRequest(request) {
+      const clientId = request.clientId;
+      if (!Number.isSafeInteger(clientId) || clientId < 0) return false;
+      let signer = clientKeys.get(clientId);
+      if (signer === undefined) {
+        signer = signingKey(clientKey(clusterSecret, clientId));
+        clientKeys.set(clientId, signer);
+      }
+      return verifyWith(request, signer);
+    },
+  };
+}
+
+/**
+ * The key a client signs its requests with. Clients hold keys too, so a replica (a faulty
+ * primary included) cannot invent a request or change one: backups check every request in a
+ * pre-prepare. As with replica keys, every replica derives every client's key, which models a
+ * signature scheme (Castro and Liskov's BFT-PK): verification needs the key, signing is only
+ * done by the key's owner — here by the client-side signer below, which no replica holds.
+ */
+export function clientKey(clusterSecret: string, clientId: number): Buffer {
+  return createHmac('sha256', clusterSecret).update(`lattice-client-key/${clientId}`).digest();
+}
+
+/** Signs the requests of one client: what a client library does before sending. */
+export function createRequestSigner(clusterSecret: string, clientId: number): RequestSigner {
+  const own = signingKey(clientKey(clusterSecret, clientId));
+  return {
+    sign(request) {
+      if (request.clientId !== clientId) throw new Error(`client ${clientId} cannot sign a request of client ${request.clientId}`);
+      return signWith(request, own);
     },
   };
 }

@@ -27,6 +27,9 @@ export interface ClientRequest {
   readonly clientId: number;
   readonly requestId: number;
   readonly op: Operation;
+  /** The client's MAC over the other fields (auth.ts createRequestSigner); PBFT replicas reject a
+   * request without a valid one, wherever it arrives from. */
+  readonly mac?: string;
 }
 
 export interface ClientReply {
@@ -96,6 +99,13 @@ export interface StateSnapshot {
 export interface Authenticator {
   sign(message: Message): Message;
   verify(message: Message): boolean;
+  /** Whether a client request carries its client's valid MAC. */
+  verifyRequest(request: ClientRequest): boolean;
+}
+
+/** What a client signs its requests with (it holds its own key, no replica's). */
+export interface RequestSigner {
+  sign(request: ClientRequest): ClientRequest;
 }
 
 /** Everything a replica may touch. No other effects are allowed in protocol code. */

@@ -171,7 +171,7 @@ export class PbftReplica implements Replica {
 
   onClientRequest(request: ClientRequest): void {
     const parsed = parseClientRequest(request);
-    if (parsed) this.handleRequest(parsed, true);
+    if (parsed && this.env.auth.verifyRequest(parsed)) this.handleRequest(parsed, true);
   }
 
   onMessage(message: Message): void {
@@ -182,7 +182,8 @@ export class PbftReplica implements Replica {
     switch (message.type) {
       case MSG.request: {
         const fwd = parseForward(message);
-        if (fwd) this.handleRequest(fwd.request, false);
+        // The forwarding backup vouches for nothing: the request needs its client's MAC.
+        if (fwd && this.env.auth.verifyRequest(fwd.request)) this.handleRequest(fwd.request, false);
         return;
       }
       case MSG.prePrepare:
@@ -282,6 +283,11 @@ export class PbftReplica implements Replica {
     return entry;
   }
 
+  private authenticRequests(batch: readonly ClientRequest[]): boolean {
+    for (const request of batch) if (!this.env.auth.verifyRequest(request)) return false;
+    return true;
+  }
+
   private isExecuted(request: ClientRequest): boolean {
     const cached = this.replies.get(request.clientId);
     return cached !== undefined && request.requestId <= cached.requestId;
@@ -351,6 +357,9 @@ export class PbftReplica implements Replica {
     this.noteSeen(pp.view, pp.seq);
     if (this.status !== 'normal' || pp.view !== this.view || !this.inWindow(pp.seq)) return;
     if (pp.batch.length > this.options.batchSizeMax || batchDigest(pp.batch) !== pp.digest) return;
+    // Every request must carry its client's MAC: a faulty primary cannot order a request that no
+    // client sent. (A NEW-VIEW's batches need no such check: each is certified by 2f+1 prepares.)
+    if (!this.authenticRequests(pp.batch)) return;
     this.acceptPrePrepare(pp);
   }
 

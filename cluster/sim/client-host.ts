@@ -13,8 +13,10 @@ import type {
   ProtocolClient,
   ProtocolDefinition,
   ProtocolOptions,
+  RequestSigner,
   TimerHandle,
 } from '../protocol.ts';
+import { createRequestSigner } from '../auth.ts';
 import type { HistoryEvent } from './history.ts';
 import type { Simulator } from './simulator.ts';
 import { TimerTable } from './timer-table.ts';
@@ -26,6 +28,8 @@ export interface ClientContext {
   readonly replicas: readonly NodeId[];
   readonly f: number;
   readonly protocol: ProtocolDefinition;
+  /** Secret the client keys derive from (auth.ts clientKey), the cluster's own. */
+  readonly clusterSecret: string;
   sendRequest(clientId: number, to: NodeId, request: ClientRequest): void;
   record(event: HistoryEvent): void;
 }
@@ -40,6 +44,7 @@ export class ClientHost implements ClientEnv {
   readonly f: number;
   readonly client: ProtocolClient;
   private readonly workload: WorkloadGenerator;
+  private readonly signer: RequestSigner;
   private readonly timers: TimerTable;
   private nextRequestId = 1;
   private outstanding: Outstanding | null = null;
@@ -61,6 +66,7 @@ export class ClientHost implements ClientEnv {
     this.f = ctx.f;
     this.workload = new WorkloadGenerator(workload, clientId, rng.fork('workload'));
     this.thinkUs = workload.thinkUs;
+    this.signer = createRequestSigner(ctx.clusterSecret, clientId);
     this.client = ctx.protocol.createClient(this, options);
   }
 
@@ -100,7 +106,7 @@ export class ClientHost implements ClientEnv {
     this.outstanding = { requestId, op };
     this.submitted++;
     this.ctx.record({ process: this.clientId, type: 'invoke', f: op.kind, key: op.key, ...invokeValue(op), time: this.time() });
-    this.client.submit({ clientId: this.clientId, requestId, op });
+    this.client.submit(this.signer.sign({ clientId: this.clientId, requestId, op }));
   }
 
   complete(requestId: number, result: OperationResult): void {

@@ -23,9 +23,12 @@ import {
   type ProtocolClient,
   type ProtocolDefinition,
   type ProtocolOptions,
+  type RequestSigner,
   type TimerHandle,
 } from '../protocol.ts';
+import { createRequestSigner } from '../auth.ts';
 import { readClusterFile } from './cluster-manager.ts';
+import { readClusterSecret } from './secret.ts';
 import { encodeFrame } from './framing.ts';
 import { OutboundLink } from './outbound-link.ts';
 import { loadProtocol, type TcpProtocolName } from './protocols.ts';
@@ -55,6 +58,9 @@ export interface LoadOptions {
    * reply cache from an earlier run against the same cluster. */
   readonly clientIdBase?: number;
   readonly protocolOptions?: Partial<ProtocolOptions>;
+  /** The cluster secret clients derive their request keys from; default: the cluster file's
+   * secret file, else $LATTICE_CLUSTER_SECRET / $LATTICE_CLUSTER_SECRET_FILE. */
+  readonly clusterSecret?: string;
 }
 
 export interface LoadResult {
@@ -75,17 +81,19 @@ interface Target {
   readonly protocolName: TcpProtocolName;
   readonly host: string;
   readonly ports: readonly number[];
+  readonly clusterSecret: string;
 }
 
 function resolveTarget(opts: LoadOptions): Target {
   if (opts.clusterFile !== undefined) {
     const info = readClusterFile(opts.clusterFile);
-    return { protocolName: opts.protocol ?? info.protocol, host: opts.host ?? info.host, ports: info.ports };
+    const clusterSecret = opts.clusterSecret ?? readClusterSecret(info.secret_file);
+    return { protocolName: opts.protocol ?? info.protocol, host: opts.host ?? info.host, ports: info.ports, clusterSecret };
   }
   if (opts.ports === undefined || opts.protocol === undefined) {
     throw new LatticeError('CONFIG_INVALID', 'runLoad needs clusterFile, or ports and protocol');
   }
-  return { protocolName: opts.protocol, host: opts.host ?? '127.0.0.1', ports: opts.ports };
+  return { protocolName: opts.protocol, host: opts.host ?? '127.0.0.1', ports: opts.ports, clusterSecret: opts.clusterSecret ?? readClusterSecret() };
 }
 
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
@@ -144,7 +152,7 @@ class LoadRun {
     const replicas = this.target.ports.map((_, i) => i);
     const seed = this.opts.seed ?? 1;
     for (const clientId of clientIds) {
-      this.clients.set(clientId, new LoadClient(this, clientId, replicas, this.f, createRng(`load/${seed}/${clientId}`)));
+      this.clients.set(clientId, new LoadClient(this, clientId, replicas, this.f, createRng(`load/${seed}/${clientId}`), createRequestSigner(this.target.clusterSecret, clientId)));
     }
     const startUs = systemClock.nowUs();
     this.measuredFrom = startUs + (this.opts.warmupMs ?? 0) * 1000;
@@ -227,6 +235,7 @@ class LoadClient implements ClientEnv {
     readonly replicas: readonly NodeId[],
     readonly f: number,
     readonly rng: Rng,
+    private readonly signer: RequestSigner,
   ) {
     this.client = run.protocol.createClient(this, run.options);
   }
@@ -275,7 +284,7 @@ class LoadClient implements ClientEnv {
     if (this.outstanding !== null || !this.run.claimOperation()) return;
     const requestId = this.nextRequestId++;
     this.outstanding = { requestId, startUs: systemClock.nowUs() };
-    this.client.submit({ clientId: this.clientId, requestId, op: this.operation(requestId) });
+    this.client.submit(this.signer.sign({ clientId: this.clientId, requestId, op: this.operation(requestId) }));
   }
 
   /** Gives up on the outstanding operation (end of run); true if there was one. */

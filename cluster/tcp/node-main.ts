@@ -7,21 +7,12 @@
  * line once listening; SIGTERM/SIGINT flush the trace and exit 0. A protocol exception is a bug:
  * the process exits 1 rather than continue with a replica in an unknown state.
  */
-import { readFileSync } from 'node:fs';
 import type { TraceSink } from '../../core/sink.ts';
-import { ConfigError } from '../../core/errors.ts';
-import { SECRET_ENV, SECRET_FILE_ENV, parseNodeArgs } from './node-args.ts';
+import { parseNodeArgs } from './node-args.ts';
+import { readClusterSecret } from './secret.ts';
 import { startNode } from './node-process.ts';
 import { loadProtocol } from './protocols.ts';
 import { loadSinkFactory, ndjsonSinkFactory } from './trace-output.ts';
-
-function readSecret(): string {
-  const direct = process.env[SECRET_ENV];
-  if (direct !== undefined && direct.length > 0) return direct;
-  const file = process.env[SECRET_FILE_ENV];
-  if (file !== undefined && file.length > 0) return readFileSync(file, 'utf8').trim();
-  throw new ConfigError([{ path: SECRET_ENV, message: `set ${SECRET_ENV} or ${SECRET_FILE_ENV}` }], 'the environment');
-}
 
 async function main(): Promise<void> {
   const args = parseNodeArgs(process.argv.slice(2));
@@ -36,7 +27,7 @@ async function main(): Promise<void> {
     ports: args.ports,
     host: args.host,
     runId: args.runId,
-    clusterSecret: readSecret(),
+    clusterSecret: readClusterSecret(),
     options: args.options,
     traceSink,
     maxFrameBytes: args.maxFrameBytes ?? undefined,

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createAuthenticator, nodeKey } from '../../cluster/auth.ts';
-import type { Message } from '../../cluster/protocol.ts';
+import { clientKey, createAuthenticator, createRequestSigner, nodeKey } from '../../cluster/auth.ts';
+import type { ClientRequest, Message } from '../../cluster/protocol.ts';
 
 const SECRET = 'auth-test';
 const vote = (from: number, seq = 7): Message => ({ type: 'PREPARE', from, view: 0, seq, digest: 'ab'.repeat(32) });
@@ -114,3 +114,39 @@ describe('createAuthenticator', () => {
     expect(second.mac).not.toBe(first.mac);
   });
 });
+
+describe('client request signatures', () => {
+  const replicas = [0, 1, 2, 3].map((id) => createAuthenticator(SECRET, id, 4));
+  const request = (clientId: number, requestId = 1): ClientRequest => ({ clientId, requestId, op: { kind: 'write', key: 'k', value: 'v' } });
+
+  it('signs with HMAC-SHA256 under the client key; every replica verifies the object and its JSON', () => {
+    const signed = createRequestSigner(SECRET, 7).sign(request(7));
+    const expected = createHmac('sha256', clientKey(SECRET, 7)).update(JSON.stringify(request(7))).digest('base64');
+    expect(signed.mac).toBe(expected);
+    for (const auth of replicas) {
+      expect(auth.verifyRequest(signed)).toBe(true);
+      expect(auth.verifyRequest(JSON.parse(JSON.stringify(signed)) as ClientRequest)).toBe(true);
+    }
+  });
+
+  it('rejects unsigned requests, other clients\' MACs, altered fields and other clusters', () => {
+    const signed = createRequestSigner(SECRET, 7).sign(request(7));
+    const [r0] = replicas;
+    expect(r0!.verifyRequest(request(7))).toBe(false);
+    expect(r0!.verifyRequest({ ...signed, clientId: 8 })).toBe(false);
+    expect(r0!.verifyRequest({ ...signed, requestId: 2 })).toBe(false);
+    expect(r0!.verifyRequest({ ...signed, op: { kind: 'read', key: 'k' } })).toBe(false);
+    expect(r0!.verifyRequest(createRequestSigner('another-secret', 7).sign(request(7)))).toBe(false);
+    for (const clientId of [-1, 1.5, Number.NaN, '7' as unknown as number]) {
+      expect(r0!.verifyRequest({ ...signed, clientId })).toBe(false);
+    }
+  });
+
+  it('a client signs only its own requests; replicas hold no client signer', () => {
+    expect(() => createRequestSigner(SECRET, 7).sign(request(8))).toThrow(/cannot sign/);
+    expect(Object.keys(replicas[0]!)).toEqual(['sign', 'verify', 'verifyRequest']);
+    // A replica's message signer refuses what is not a message from itself.
+    expect(() => replicas[0]!.sign({ ...request(7), type: 'REQUEST', from: 7 } as unknown as Message)).toThrow(/cannot sign/);
+  });
+});
+

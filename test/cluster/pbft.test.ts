@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createAuthenticator } from '../../cluster/auth.ts';
+import { createAuthenticator, createRequestSigner } from '../../cluster/auth.ts';
 import { pbftProtocol, PbftReplica, PbftClient } from '../../cluster/pbft/index.ts';
 import { computeNewViewPlan, validViewChange, verifyNewView, type QuorumContext } from '../../cluster/pbft/certificates.ts';
 import { batchDigest } from '../../cluster/pbft/digest.ts';
@@ -197,10 +197,11 @@ class Sim {
 
   addClient(clientId: number, ops: Operation[]): void {
     const results = new Map<number, OperationResult>();
+    const signer = createRequestSigner('pbft-test', clientId);
     let next = 0;
     const submitNext = (): void => {
       const op = ops[next];
-      if (op) client.submit({ clientId, requestId: ++next, op });
+      if (op) client.submit(signer.sign({ clientId, requestId: ++next, op }));
     };
     const client = pbftProtocol.createClient(
       {
@@ -370,7 +371,7 @@ describe('pbft normal case', () => {
     const replies: ClientReply[] = [];
     const original = sim.clients.get(1)!.client;
     sim.clients.set(1, { client: { ...original, onReply: (r: ClientReply) => replies.push(r) } as unknown as PbftClient, results: new Map() });
-    const again: ClientRequest = { clientId: 1, requestId: 1, op: { kind: 'cas', key: 'x', expected: null, value: 'first' } };
+    const again = createRequestSigner('pbft-test', 1).sign({ clientId: 1, requestId: 1, op: { kind: 'cas', key: 'x', expected: null, value: 'first' } });
     for (let i = 0; i < 4; i++) for (const replica of sim.replicas) replica.onClientRequest(again);
     sim.run(() => false, sim.now + 1_000_000);
     expect(sim.machines.map((m) => m.executions)).toEqual([1, 1, 1, 1]);
@@ -419,6 +420,54 @@ describe('pbft authentication', () => {
     expect(sim.sent.filter((s) => s.from === 2)).toEqual([]);
     expect(sim.traces.filter((t) => t.node === 2)).toEqual([]);
     expect(sim.machines[2]!.data.size).toBe(0);
+  });
+
+  const evilOp: Operation = { kind: 'write', key: 'evil', value: 'x' };
+  const wire = <T,>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+  it('drops client requests without their client\'s MAC: unsigned, signed by another client, or altered', () => {
+    const sim = new Sim(4, 11);
+    const unsigned: ClientRequest = { clientId: 1, requestId: 1, op: evilOp };
+    const otherClient = { ...createRequestSigner('pbft-test', 2).sign({ clientId: 2, requestId: 1, op: evilOp }), clientId: 1 };
+    const altered = { ...createRequestSigner('pbft-test', 1).sign({ clientId: 1, requestId: 1, op: { kind: 'read', key: 'evil' } }), op: evilOp };
+    const otherCluster = createRequestSigner('another-cluster', 1).sign({ clientId: 1, requestId: 1, op: evilOp });
+    for (const forged of [unsigned, otherClient, altered, otherCluster]) {
+      for (const replica of sim.replicas) replica.onClientRequest(wire(forged));
+    }
+    sim.run(() => false, 2_000_000);
+    expect(sim.sent).toEqual([]);
+    expect(sim.traces).toEqual([]);
+    expect(sim.machines.map((m) => m.executions)).toEqual([0, 0, 0, 0]);
+    // The same request, signed by its client, goes through.
+    const genuine = createRequestSigner('pbft-test', 1).sign({ clientId: 1, requestId: 1, op: evilOp });
+    for (const replica of sim.replicas) replica.onClientRequest(wire(genuine));
+    sim.run(() => sim.replicas.every((r) => r.inspect().lastExecuted >= 1), 4_000_000);
+    expect(sim.machines.map((m) => m.data.get('evil'))).toEqual(['x', 'x', 'x', 'x']);
+  });
+
+  it('backups refuse a pre-prepare in which the primary ordered a request no client sent', () => {
+    const run = (batch: ClientRequest[]) => {
+      const sim = new Sim(4, 12);
+      // The primary (0) signs the pre-prepare itself: only the request inside is forged.
+      for (const to of [1, 2, 3]) sim.inject(to, sim.auths[0]!.sign({ type: MSG.prePrepare, from: 0, view: 0, seq: 1, digest: batchDigest(batch), batch }));
+      sim.run(() => false, 1_000_000);
+      return new Set(sim.sent.filter((m) => m.message.type === MSG.prepare).map((m) => m.from)).size;
+    };
+    const signed = createRequestSigner('pbft-test', 5).sign({ clientId: 5, requestId: 1, op: evilOp });
+    expect(run([wire(signed)])).toBe(3); // control: every backup prepares an authentic request
+    expect(run([{ clientId: 5, requestId: 1, op: evilOp }])).toBe(0);
+    expect(run([wire(signed), { ...wire(signed), clientId: 6, mac: wire(signed).mac! }])).toBe(0);
+  });
+
+  it('the primary ignores a forwarded request whose client MAC is missing', () => {
+    const sim = new Sim(4, 13);
+    sim.inject(0, sim.auths[1]!.sign({ type: MSG.request, from: 1, request: { clientId: 3, requestId: 1, op: evilOp } }));
+    sim.run(() => false, 1_000_000);
+    expect(sim.sent).toEqual([]);
+    const forwarded = createRequestSigner('pbft-test', 3).sign({ clientId: 3, requestId: 1, op: evilOp });
+    sim.inject(0, sim.auths[1]!.sign({ type: MSG.request, from: 1, request: forwarded }));
+    sim.run(() => false, 1_500_000);
+    expect(sim.sent.some((m) => m.message.type === MSG.prePrepare)).toBe(true);
   });
 });
 
