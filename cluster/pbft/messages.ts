@@ -127,7 +127,6 @@ export function parseOperation(x: unknown): Operation | null {
 
 export function parseClientRequest(x: unknown): ClientRequest | null {
   if (!isObj(x) || !isNat(x.clientId) || !isNat(x.requestId) || parseOperation(x.op) === null) return null;
-  if (x.mac !== undefined && !isStr(x.mac)) return null;
   return x as unknown as ClientRequest;
 }
 
