@@ -118,7 +118,8 @@ export class ChaosEngine {
       case 'crash': {
         const hosts = this.hostsOf(spec.nodes).filter((h) => !h.crashed);
         for (const host of hosts) host.crash();
-        return { nodes: spec.nodes, undo: () => hosts.forEach((h) => h.restart()) };
+        const amnesia = spec.amnesia === true;
+        return { nodes: spec.nodes, undo: () => hosts.forEach((h) => h.restart({ amnesia })) };
       }
       case 'partition': {
         network.setPartition(spec.groups, replicaCount);

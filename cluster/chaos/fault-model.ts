@@ -41,6 +41,12 @@ export function judgeFaultModel(protocol: Protocol, nodes: number, faults: reado
     if (protocol === 'epaxos' && EPAXOS_BEYOND_KINDS.has(fault.kind)) {
       reasons.push(`${fault.kind} is Byzantine: EPaxos assumes crash/omission faults only`);
     }
+    if (fault.kind === 'crash' && fault.amnesia === true) {
+      // A replica that forgot what it voted for may vote otherwise: PBFT counts it as one of its
+      // f faulty replicas (and its log is not compared); EPaxos assumes state survives a crash.
+      for (const node of targets) byzantine.add(node);
+      if (protocol === 'epaxos') reasons.push('crash with amnesia: EPaxos assumes a replica keeps its state across a crash');
+    }
   }
   if (counted.size > f) reasons.push(`${counted.size} distinct crashed or misbehaving nodes exceed f = ${f}`);
   return {

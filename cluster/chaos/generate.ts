@@ -57,7 +57,7 @@ function generateOne(options: GenerateOptions, rng: Rng, index: number): Generat
   const faultCount = faultFree ? 0 : 1 + rng.int(options.maxFaultsPerScenario ?? 3);
   for (let k = 0; k < faultCount; k++) {
     const kind = kinds[rng.int(kinds.length)]!;
-    faults.push(makeFault(kind, rng, nodes, f, bad, durationMs));
+    faults.push(makeFault(kind, rng, nodes, f, bad, durationMs, protocol));
   }
   const name = `${protocol}-gen-${index}-${faultFree ? 'none' : [...new Set(faults.map((x) => x.kind))].sort().join('.')}`.slice(0, 80);
   const scenario = validateScenario(
@@ -91,15 +91,19 @@ function generateOne(options: GenerateOptions, rng: Rng, index: number): Generat
   };
 }
 
-function makeFault(kind: FaultKind, rng: Rng, nodes: number, f: number, bad: readonly NodeId[], durationMs: number): FaultSpec {
+function makeFault(kind: FaultKind, rng: Rng, nodes: number, f: number, bad: readonly NodeId[], durationMs: number, protocol: Protocol): FaultSpec {
   const at_ms = 50 + rng.int(Math.max(1, Math.floor(durationMs * 0.6)));
   const duration_ms = 50 + rng.int(Math.max(1, Math.floor(durationMs / 2)));
   const someBad = (): NodeId[] => pickSubset(rng, bad);
   const anyNodes = (): NodeId[] => pickDistinct(rng, nodes, 1 + rng.int(Math.max(1, f)));
   const rate = (lo: number, hi: number): number => Math.round((lo + rng.next() * (hi - lo)) * 1000) / 1000;
   switch (kind) {
-    case 'crash':
-      return { kind, at_ms, duration_ms, nodes: someBad() };
+    case 'crash': {
+      const crashed = someBad();
+      // PBFT counts an amnesiac replica as faulty like any other, so half of its crashes lose
+      // the disk too; EPaxos assumes state survives a crash, so its crashes never do.
+      return protocol === 'pbft' && rng.next() < 0.5 ? { kind, at_ms, duration_ms, nodes: crashed, amnesia: true } : { kind, at_ms, duration_ms, nodes: crashed };
+    }
     case 'partition': {
       const minority = pickDistinct(rng, nodes, 1 + rng.int(Math.max(1, f)));
       const majority = Array.from({ length: nodes }, (_, i) => i).filter((n) => !minority.includes(n));

@@ -24,7 +24,13 @@ const faultBase = {
 };
 
 const faultSchemas = [
-  z.strictObject({ kind: z.literal('crash'), ...faultBase, nodes: nodeIds }),
+  z.strictObject({
+    kind: z.literal('crash'),
+    ...faultBase,
+    nodes: nodeIds,
+    /** Restart with nothing: log, state and reply cache lost, as after a disk loss. */
+    amnesia: z.boolean({ error: 'amnesia: expected true or false' }).optional(),
+  }),
   z.strictObject({ kind: z.literal('partition'), ...faultBase, groups: z.array(nodeIds, { error: 'expected an array of node groups' }).min(1, 'expected at least one group') }),
   z.strictObject({
     kind: z.literal('delay'),

@@ -8,7 +8,7 @@ import type { FaultKind, TraceRecord } from '../../core/trace-schema.ts';
 import { ChaosEngine } from '../chaos/engine.ts';
 import type { ClientReply, ClientRequest, Message, NodeId, ProtocolDefinition, ProtocolOptions } from '../protocol.ts';
 import { ClientHost, type ClientContext } from './client-host.ts';
-import type { StateCheck, StateMachineFactory } from './harness-state.ts';
+import type { HarnessStateMachine, StateCheck, StateMachineFactory } from './harness-state.ts';
 import type { HistoryEvent } from './history.ts';
 import { NetworkModel, type NetworkConfig } from './network.ts';
 import { NodeHost, type HostContext } from './node-host.ts';
@@ -48,6 +48,7 @@ export class SimCluster implements HostContext, ClientContext {
   readonly replicas: readonly NodeId[];
   readonly f: number;
   readonly clusterSecret: string;
+  private readonly stateMachineFactory: StateMachineFactory;
   readonly history: HistoryEvent[] = [];
   readonly shadowMismatches: ShadowMismatch[] = [];
   /** Records emitted and not yet handed to the sink. */
@@ -76,6 +77,7 @@ export class SimCluster implements HostContext, ClientContext {
     this.replicas = Array.from({ length: config.nodes }, (_, i) => i);
     this.f = config.protocol.faultTolerance(config.nodes);
     this.clusterSecret = config.clusterSecret ?? `lattice-sim/${String(config.seed)}`;
+    this.stateMachineFactory = config.createStateMachine;
     this.network = new NetworkModel(config.network, root.fork('network'));
     this.chaos = new ChaosEngine(this, root.fork('chaos'));
     for (const id of this.replicas) {
@@ -136,6 +138,10 @@ export class SimCluster implements HostContext, ClientContext {
 
   activeFaultyNodes(): readonly NodeId[] {
     return this.chaos.activeFaultyNodes();
+  }
+
+  createStateMachine(node: NodeId): HarnessStateMachine {
+    return this.stateMachineFactory(node);
   }
 
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void {

@@ -41,13 +41,16 @@ export interface HostContext {
   activeFaults(): readonly FaultKind[];
   activeFaultyNodes(): readonly NodeId[];
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void;
+  /** A fresh, empty state machine for `node` (a restart with amnesia). */
+  createStateMachine(node: NodeId): HarnessStateMachine;
 }
 
 export class NodeHost implements ReplicaEnv, OutboundNode {
   readonly replicas: readonly NodeId[];
   readonly f: number;
   readonly auth: Authenticator;
-  readonly replica: Replica;
+  /** Replaced, with the state machine, when the node restarts with amnesia. */
+  replica: Replica;
   readonly misbehaviour = new Misbehaviour();
   readonly byzantineHooks: ProtocolDefinition['byzantine'];
   /** Clock skew of this node, microseconds (clock_skew fault). */
@@ -62,11 +65,11 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   constructor(
     readonly id: NodeId,
     private readonly ctx: HostContext,
-    readonly stateMachine: HarnessStateMachine,
+    public stateMachine: HarnessStateMachine,
     readonly rng: Rng,
     /** Randomness of the chaos engine's decisions for this node, separate from the protocol's. */
     readonly chaosRng: Rng,
-    options: ProtocolOptions,
+    private readonly options: ProtocolOptions,
   ) {
     this.timers = new TimerTable(ctx.sim);
     this.replicas = ctx.replicas;
@@ -145,9 +148,16 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     this.timers.cancelAll();
   }
 
-  restart(): void {
+  /** Back from a crash. With amnesia the node lost its disk too: a new replica and an empty state
+   * machine, as on first boot (it catches up from its peers). */
+  restart({ amnesia = false }: { amnesia?: boolean } = {}): void {
     if (!this.crashed) return;
     this.crashed = false;
+    if (amnesia) {
+      this.stateMachine = this.ctx.createStateMachine(this.id);
+      this.replica = this.ctx.protocol.createReplica(this, this.options);
+      this.mismatched = false;
+    }
     this.replica.start();
   }
 

@@ -13,6 +13,7 @@ import { validateScenario, type ScenarioInput } from '../../cluster/chaos/scenar
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
 import { SIM_EPOCH_US } from '../../cluster/sim/simulator.ts';
 import { toyProtocol } from '../../cluster/sim/toy-protocol.ts';
+import { pbftProtocol } from '../../cluster/pbft/index.ts';
 
 const MS = 1000;
 
@@ -38,6 +39,29 @@ describe('chaos engine: node faults', () => {
     expect(within(records, 0, 199).every((r) => r.faults.length === 0 && r.faulty_nodes.length === 0)).toBe(true);
     expect(result.faultLog.map((e) => `${e.action}:${e.kind}@${(e.timeUs - SIM_EPOCH_US) / MS}`)).toEqual(['start:crash@200', 'end:crash@400']);
     expect(result.ok).toBe(true);
+  });
+
+  it('crash with amnesia brings the node back empty; it rebuilds from its peers (PBFT)', async () => {
+    const scenario = validateScenario({
+      name: 'amnesia-test',
+      protocol: 'pbft',
+      nodes: 4,
+      duration_ms: 800,
+      clients: 3,
+      workload: { think_ms: 2 },
+      faults: [{ at_ms: 200, duration_ms: 200, kind: 'crash', nodes: [0], amnesia: true }],
+    });
+    const sink = new MemorySink();
+    const result = await runSimulation({ protocol: pbftProtocol, scenario, seed: 5, sink });
+    expect(result.ok, result.replay).toBe(true);
+    expect(result.byzantineNodes).toEqual([0]);
+    const executed = (node: number) => result.executedLogs.get(node)!.filter((op) => op !== undefined).length;
+    // Node 0's log holds only what it executed itself after the restart; state transfer brought the rest.
+    expect(executed(0)).toBeLessThan(executed(1));
+    const afterRestart = sink.records.filter((r) => r.node === 0 && at(r) >= 400);
+    expect(afterRestart.some((r) => r.phase === 'state_transfer')).toBe(true);
+    const lastStateHash = (node: number) => sink.records.filter((r) => r.node === node).at(-1)!.state_hash;
+    expect(new Set([0, 1, 2, 3].map(lastStateHash)).size).toBe(1);
   });
 
   it('clock_skew shifts node_clock_us of the skewed node only, for the duration', async () => {

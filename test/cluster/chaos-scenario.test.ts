@@ -59,6 +59,26 @@ describe('scenario validation', () => {
   });
 });
 
+describe('crash with amnesia', () => {
+  const crash = (amnesia: unknown) => ({ name: 'a', nodes: 4, duration_ms: 100, faults: [{ at_ms: 1, kind: 'crash', nodes: [0], amnesia }] });
+
+  it('takes a boolean, and names the field otherwise', () => {
+    expect(validateScenario(crash(true)).faults[0]).toEqual({ at_ms: 1, kind: 'crash', nodes: [0], amnesia: true });
+    expect(fieldErrorsOf(crash('yes'))['faults.0.amnesia']).toMatch(/true or false/);
+  });
+
+  it('counts against f as a faulty node for PBFT, and is beyond the EPaxos model', () => {
+    const faults = validateScenario(crash(true)).faults;
+    const pbft = judgeFaultModel('pbft', 4, faults);
+    expect(pbft).toMatchObject({ beyondFaultModel: false, byzantineNodes: [0], countedNodes: [0] });
+    const epaxos = judgeFaultModel('epaxos', 5, faults);
+    expect(epaxos.beyondFaultModel).toBe(true);
+    expect(epaxos.reasons.join()).toMatch(/amnesia/);
+    // A plain crash stays a crash: counted, but its log is still compared.
+    expect(judgeFaultModel('pbft', 4, validateScenario(crash(false)).faults).byzantineNodes).toEqual([]);
+  });
+});
+
 describe('scenario library', () => {
   const library = loadScenarioLibrary();
 

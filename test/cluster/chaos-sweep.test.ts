@@ -20,11 +20,13 @@ const discard = { async write() {} };
 async function sweep(protocol: ProtocolDefinition) {
   const failures: string[] = [];
   const kindsSeen = new Set<FaultKind>();
+  let amnesiaRuns = 0;
   let runs = 0;
   for (const [i, { scenario }] of generateScenarios({ count, seed: 2026, protocol: protocol.name, durationMs: 600 }).entries()) {
     const result = await runSimulation({ protocol, scenario, seed: 1000 + i, sink: discard });
     runs++;
     for (const fault of scenario.faults) kindsSeen.add(fault.kind);
+    if (scenario.faults.some((fault) => fault.kind === 'crash' && fault.amnesia === true)) amnesiaRuns++;
     const problems = [
       ...result.safetyViolations.map((v) => `${v.kind}: ${v.detail}`),
       ...(result.linearizability?.result === 'ok' ? [] : [`linearizability: ${result.linearizability?.result ?? 'not checked'}`]),
@@ -32,21 +34,23 @@ async function sweep(protocol: ProtocolDefinition) {
     ];
     if (problems.length > 0) failures.push(`${result.replay} (replay: lattice chaos run ... --seed ${result.seed})\n    ${problems.slice(0, 3).join('\n    ')}`);
   }
-  return { failures, kindsSeen, runs };
+  return { failures, kindsSeen, amnesiaRuns, runs };
 }
 
 describe('chaos sweep', () => {
   it(`EPaxos: ${count} generated scenarios are safe, linearizable and live`, async () => {
-    const { failures, kindsSeen, runs } = await sweep(epaxosProtocol);
+    const { failures, kindsSeen, amnesiaRuns, runs } = await sweep(epaxosProtocol);
     expect(runs).toBe(count);
+    expect(amnesiaRuns).toBe(0);
     expect(failures, failures.join('\n')).toEqual([]);
     if (count >= 100) expect([...kindsSeen].sort()).toEqual(FAULT_KINDS.filter((k) => !EPAXOS_BEYOND_KINDS.has(k)).sort());
   }, 3_600_000);
 
   it(`PBFT: ${count} generated scenarios are safe, linearizable and live`, async () => {
-    const { failures, kindsSeen, runs } = await sweep(pbftProtocol);
+    const { failures, kindsSeen, amnesiaRuns, runs } = await sweep(pbftProtocol);
     expect(runs).toBe(count);
     expect(failures, failures.join('\n')).toEqual([]);
     if (count >= 100) expect([...kindsSeen].sort()).toEqual([...FAULT_KINDS].sort());
+    if (count >= 100) expect(amnesiaRuns).toBeGreaterThan(0);
   }, 3_600_000);
 });
