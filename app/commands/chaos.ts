@@ -6,7 +6,7 @@ import { stringify as toYaml } from 'yaml';
 import { MemorySink } from '../../core/sink.ts';
 import type { Protocol } from '../../core/trace-schema.ts';
 import { generateScenarios } from '../../cluster/chaos/generate.ts';
-import { loadScenarioFile } from '../../cluster/chaos/scenario.ts';
+import { loadScenarioFile, type FaultSpec } from '../../cluster/chaos/scenario.ts';
 import { listScenarios, protocolByName, scenarioPath } from '../../cluster/protocols.ts';
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
 import { contextOf, integerOption } from '../cli.ts';
@@ -121,7 +121,12 @@ export function registerChaosCommands(program: Command): void {
     .action(() => {
       for (const name of listScenarios()) {
         const scenario = loadScenarioFile(scenarioPath(name));
-        process.stdout.write(`${name.padEnd(32)} ${scenario.protocol ?? 'any'.padEnd(6)} ${scenario.faults.map((f) => f.kind).join(',') || 'fault-free'}  ${scenario.description ?? ''}\n`);
+        process.stdout.write(`${name.padEnd(32)} ${(scenario.protocol ?? 'any').padEnd(6)} ${scenario.faults.map(faultLabel).join(',') || 'fault-free'}  ${scenario.description ?? ''}\n`);
       }
     });
+}
+
+/** A fault as `chaos list` names it: its kind, and whether a crash loses the disk. */
+function faultLabel(fault: FaultSpec): string {
+  return fault.kind === 'crash' && fault.amnesia === true ? 'crash(amnesia)' : fault.kind;
 }

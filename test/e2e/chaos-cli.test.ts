@@ -2,7 +2,7 @@
  * `lattice chaos` as a user runs it: a built-in scenario by name, replayed from its seed to the
  * same trace hash; a corpus written with its labels; a bad scenario file named field by field.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +14,20 @@ const CLI = resolve(import.meta.dirname, '../../bin/lattice.js');
 const lattice = (args: string[]) => run(process.execPath, [CLI, ...args], { env: { ...process.env, LATTICE_LOG_LEVEL: 'warn' }, maxBuffer: 16 * 1024 * 1024 });
 
 describe('lattice chaos (end to end)', () => {
+  it('lists the library, amnesia marked, and stops quietly when the reader goes away (| head)', async () => {
+    const { stdout } = await lattice(['chaos', 'list']);
+    expect(stdout).toMatch(/^pbft-crash-amnesia +pbft +crash\(amnesia\)/m);
+    const child = spawn(process.execPath, [CLI, 'chaos', 'list'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // Read one chunk, then close the pipe, as `head -1` does.
+    await new Promise<void>((done) => child.stdout.once('data', () => done()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((done) => child.on('close', (exitCode) => done(exitCode)));
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+    expect(code).toBe(0);
+  });
+
   it('runs a library scenario, checks it, and replays it from the seed to the same trace', async () => {
     const args = ['chaos', 'run', 'pbft-crash-primary', '--seed', '7', '--no-ingest', '--json'];
     const first = JSON.parse((await lattice(args)).stdout) as Record<string, unknown>;
