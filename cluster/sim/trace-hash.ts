@@ -8,7 +8,8 @@
  * hash-wasm's BLAKE3, and this hash covers every byte of every record of a run. It is a
  * fingerprint for replay comparisons, not a security boundary.
  *
- * Canonical and injective: fields in a fixed order, numbers as float64 (null as a distinct tag),
+ * Canonical and injective: fields in a fixed order, numbers as float64 (little-endian, the byte
+ * order of every platform Node ships for; 8-byte aligned after zero padding; null as a distinct tag),
  * strings as UTF-8 with a byte-length prefix, arrays with a count prefix. A string field equal to
  * the same field of the previous record (run id, protocol, often phase and state hashes), or a
  * shadow hash equal to its record's state hash, is written as a one-byte back-reference instead:
