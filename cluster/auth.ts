@@ -20,8 +20,13 @@
 import { createHmac } from 'node:crypto';
 import type { Authenticator, ClientRequest, Message, NodeId, RequestSigner } from './protocol.ts';
 
+/** A key of its own for each identity, derived from the one cluster secret. */
+function derivedKey(clusterSecret: string, label: string): Buffer {
+  return createHmac('sha256', clusterSecret).update(label).digest();
+}
+
 export function nodeKey(clusterSecret: string, node: NodeId): Buffer {
-  return createHmac('sha256', clusterSecret).update(`lattice-node-key/${node}`).digest();
+  return derivedKey(clusterSecret, `lattice-node-key/${node}`);
 }
 
 /**
@@ -191,7 +196,7 @@ export function createAuthenticator(clusterSecret: string, self: NodeId, replica
  * done by the key's owner — here by the client-side signer below, which no replica holds.
  */
 export function clientKey(clusterSecret: string, clientId: number): Buffer {
-  return createHmac('sha256', clusterSecret).update(`lattice-client-key/${clientId}`).digest();
+  return derivedKey(clusterSecret, `lattice-client-key/${clientId}`);
 }
 
 /** Signs the requests of one client: what a client library does before sending. */

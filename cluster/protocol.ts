@@ -28,7 +28,8 @@ export interface ClientRequest {
   readonly requestId: number;
   readonly op: Operation;
   /** The client's MAC over the other fields (auth.ts createRequestSigner); PBFT replicas reject a
-   * request without a valid one, wherever it arrives from. */
+   * request without a valid one, wherever it arrives from. EPaxos (crash faults only) ignores it:
+   * clients sign whatever the protocol, so one client path serves both. */
   readonly mac?: string;
 }
 

@@ -91,7 +91,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH);
   const replay = `seed=${seed} protocol=${protocol.name} scenario=${scenario.name}`;
   await initBlake3();
-  const hasher = await TraceHasher.create();
+  const hasher = new TraceHasher();
 
   const cluster = new SimCluster({
     runId,

@@ -47,13 +47,6 @@ export class TraceHasher {
 
   private readonly hasher: Hash = createHash('sha256');
 
-  private constructor() {}
-
-  /** Async for the callers' sake: an earlier hasher (wasm) needed it, and a later one may. */
-  static async create(): Promise<TraceHasher> {
-    return new TraceHasher();
-  }
-
   update(records: readonly TraceRecord[]): void {
     for (const record of records) this.add(record);
   }

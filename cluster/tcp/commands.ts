@@ -6,33 +6,23 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LatticeError } from '../../core/errors.ts';
-import type { ProtocolOptions } from '../protocol.ts';
 import {
   DEFAULT_CLUSTER_BASE_DIR,
   readClusterFile,
   startCluster,
   statusOf,
   stopClusterFromFile,
+  type StartClusterOptions,
 } from './cluster-manager.ts';
 import { runLoad, type LoadOptions, type LoadResult } from './load.ts';
-import type { TraceMode } from './node-args.ts';
-import type { TcpProtocolName } from './protocols.ts';
 import type { NodeStatus } from './wire.ts';
 
-export interface ClusterUpOptions {
-  readonly protocol: TcpProtocolName;
-  readonly nodes: number;
-  readonly basePort?: number;
-  readonly host?: string;
-  readonly runId?: string;
-  readonly runDir?: string;
+/** What `cluster up` passes on to startCluster (always detached: the nodes outlive the CLI),
+ * plus where its runs and latest.json live. */
+export interface ClusterUpOptions
+  extends Pick<StartClusterOptions, 'protocol' | 'nodes' | 'basePort' | 'host' | 'runId' | 'runDir' | 'trace' | 'traceSinkModule' | 'options' | 'exitWithParent'> {
   /** Where runs and latest.json live; default `.lattice/cluster`. */
   readonly baseDir?: string;
-  readonly trace?: TraceMode;
-  readonly traceSinkModule?: string;
-  readonly options?: Partial<ProtocolOptions>;
-  /** Tie the nodes' lifetime to this process (tests); default false: `up` outlives the CLI. */
-  readonly exitWithParent?: boolean;
 }
 
 export interface ClusterUpResult {
@@ -65,18 +55,12 @@ export function resolveClusterFile(ref: ClusterRef = {}): string {
 
 export async function clusterUp(opts: ClusterUpOptions): Promise<ClusterUpResult> {
   const baseDir = resolve(opts.baseDir ?? DEFAULT_CLUSTER_BASE_DIR);
+  const { baseDir: _baseDir, ...start } = opts;
   const handle = await startCluster({
-    protocol: opts.protocol,
-    nodes: opts.nodes,
-    basePort: opts.basePort,
-    host: opts.host,
-    runId: opts.runId,
+    ...start,
     runDir: opts.runDir ?? (opts.runId === undefined ? undefined : join(baseDir, opts.runId)),
-    trace: opts.trace,
-    traceSinkModule: opts.traceSinkModule,
-    options: opts.options,
+    // Detached nodes outlive this process unless a caller (a test) ties them to it.
     detached: true,
-    exitWithParent: opts.exitWithParent ?? false,
   });
   const info = handle.info;
   mkdirSync(baseDir, { recursive: true });

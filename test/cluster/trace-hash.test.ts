@@ -33,7 +33,7 @@ function record(nodeSeq: number, overrides: Partial<TraceRecord> = {}): TraceRec
 }
 
 async function hashOf(records: readonly TraceRecord[], batch = records.length): Promise<string> {
-  const hasher = await TraceHasher.create();
+  const hasher = new TraceHasher();
   for (let i = 0; i < records.length; i += Math.max(1, batch)) hasher.update(records.slice(i, i + batch));
   return hasher.digest();
 }
