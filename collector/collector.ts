@@ -12,7 +12,8 @@ import { EventEmitter } from 'node:events';
 import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
-import { deadLetterOf, decodeMessage, decodeMessageFast, type DeadLetter } from './decode.ts';
+import { deadLetterMessage, deadLetterOf, type DeadLetter } from './dead-letter.ts';
+import { decodeMessage, decodeMessageFast } from './decode.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { STORE_RETRY, type RetryPolicy } from './retry.ts';
 import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
@@ -188,9 +189,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
       for (const decoded of decodeMessage(message.value, this.options.recordBytesMax)) {
         consumed++;
         if (!decoded.ok) {
-          dead.push(deadLetterOf(message, decoded.reason, decoded.errors, decoded.index, decoded.bytes));
+          dead.push(deadLetterOf(message, decoded.reason, decoded.errors, { index: decoded.index, value: decoded.bytes }));
           continue;
         }
+        if (decoded.kind === 'gap') throw new LatticeError('TRANSPORT_FAILED', 'gap records are not stored yet');
         take(decoded.record, message, decoded.index);
         rows.push(decoded.row.toString('utf8'));
         if (records.length === step) await submit();
@@ -212,7 +214,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       for (let r = from; r < to; r++) {
         const message = fromMessage[r]!;
         const line = decodeMessage(message.value, Number.POSITIVE_INFINITY)[fromLine[r]!];
-        dead.push(deadLetterOf(message, 'store_rejected', [{ path: '', message: error.message }], fromLine[r]!, line?.bytes ?? message.value));
+        dead.push(deadLetterOf(message, 'store_rejected', [{ path: '', message: error.message }], { index: fromLine[r]!, value: line?.bytes ?? message.value }));
       }
     }
     if (dead.length > 0) await this.deadLetter(dead);
@@ -226,7 +228,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!producer) throw new LatticeError('TRANSPORT_FAILED', 'collector is not started: no dead-letter producer');
     await producer.send(
       this.options.dlqTopic,
-      letters.map((letter) => ({ key: letter.source.key, value: JSON.stringify(letter) })),
+      letters.map(deadLetterMessage),
     );
     this.stats.deadLettered += letters.length;
     for (const letter of letters) this.emit('dead_lettered', letter);

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Collector } from './collector.ts';
-import { DEAD_LETTER_REASONS } from './decode.ts';
+import { DEAD_LETTER_REASONS } from './dead-letter.ts';
 
 export interface CollectorMetricsOptions {
   /** Messages in the topic not yet committed by the group. */

@@ -20,6 +20,7 @@ import {
 interface StoredMessage {
   readonly key: string | null;
   readonly value: Buffer;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -155,7 +156,7 @@ export class InProcessTransport implements Transport {
         const messages: IncomingMessage[] = [];
         for (let offset = start; offset < end; offset++) {
           const stored = log.at(offset);
-          messages.push({ topic: topicName, partition, offset: String(offset), key: stored.key, value: stored.value });
+          messages.push({ topic: topicName, partition, offset: String(offset), key: stored.key, value: stored.value, headers: stored.headers });
         }
         return { topic: topicName, partition, messages, heartbeat: async () => undefined };
       }
@@ -215,7 +216,7 @@ export class InProcessTransport implements Transport {
   messages(topicName: string): IncomingMessage[] {
     const topic = this.topics.get(topicName);
     if (!topic) return [];
-    return topic.partitions.flatMap((log, partition) => log.retained().map((m, i) => ({ topic: topicName, partition, offset: String(log.base + i), key: m.key, value: m.value })));
+    return topic.partitions.flatMap((log, partition) => log.retained().map((m, i) => ({ topic: topicName, partition, offset: String(log.base + i), key: m.key, value: m.value, headers: m.headers })));
   }
 
   /** Messages retained across all partitions of a topic (retention is observable, and tested). */
@@ -258,7 +259,7 @@ export class InProcessTransport implements Transport {
   private append(topic: Topic, message: OutgoingMessage): void {
     const partition = partitionForKey(message.key, topic.partitions.length, () => this.roundRobin++);
     const value = typeof message.value === 'string' ? Buffer.from(message.value) : message.value;
-    topic.partitions[partition]!.push({ key: message.key, value });
+    topic.partitions[partition]!.push({ key: message.key, value, headers: message.headers ?? NO_HEADERS });
   }
 
   /** Round-robin assignment of every partition of the group's topics over its members. */
@@ -290,6 +291,8 @@ export class InProcessTransport implements Transport {
     for (const waiter of [...this.waiters]) waiter();
   }
 }
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 function splitSlot(slot: string): [string, string] {
   const at = slot.lastIndexOf(':');

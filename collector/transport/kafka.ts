@@ -5,7 +5,7 @@
  */
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gzip, unzip } from 'node:zlib';
-import kafkajs, { CompressionTypes, Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
+import kafkajs, { CompressionTypes, Kafka, logLevel, type Consumer, type IHeaders, type Producer } from 'kafkajs';
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logging.ts';
 import type { ConsumerOptions, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
@@ -99,7 +99,7 @@ export class KafkaTransport implements Transport {
     return {
       send: async (topic, messages) => {
         try {
-          await producer.send({ topic, compression: this.options.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
+          await producer.send({ topic, compression: this.options.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP, messages: messages.map((m) => (m.headers === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, headers: { ...m.headers } })) });
         } catch (cause) {
           throw new TransportError('TRANSPORT_FAILED', `send to ${topic} failed: ${(cause as Error).message}`, { retriable: true, cause });
         }
@@ -141,7 +141,7 @@ export class KafkaTransport implements Transport {
             await onBatch({
               topic: batch.topic,
               partition: batch.partition,
-              messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0) })),
+              messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers: headersOf(m.headers) })),
               heartbeat,
             });
             // Advance the fetch position too: without it, a concurrent fetch (more than one
@@ -185,6 +185,19 @@ export class KafkaTransport implements Transport {
     for (const client of [...this.open]) await client.disconnect().catch(() => undefined);
     this.open.clear();
   }
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** kafkajs hands headers over as Buffers (or arrays of them, for a repeated name): the first, as UTF-8. */
+function headersOf(raw: IHeaders | undefined): Readonly<Record<string, string>> {
+  if (raw === undefined) return NO_HEADERS;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined) out[name] = first.toString();
+  }
+  return out;
 }
 
 function unavailable(brokers: readonly string[], what: string, cause: unknown): TransportError {

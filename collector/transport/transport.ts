@@ -9,6 +9,8 @@ export interface OutgoingMessage {
   /** Messages with the same key go to the same partition, in order (one node = one key). */
   readonly key: string | null;
   readonly value: string | Buffer;
+  /** Kafka record headers (metadata beside the value, e.g. a dead letter's reason and source). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface IncomingMessage {
@@ -18,6 +20,8 @@ export interface IncomingMessage {
   readonly offset: string;
   readonly key: string | null;
   readonly value: Buffer;
+  /** Record headers as UTF-8 strings; empty when the message has none. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface IncomingBatch {

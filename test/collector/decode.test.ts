@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, decodeMessageFast, decodeRecord, deadLetterOf } from '../../collector/decode.ts';
+import { deadLetterMessage, deadLetterOf, parseDeadLetter } from '../../collector/dead-letter.ts';
+import { decodeMessage, decodeMessageFast, decodeRecord } from '../../collector/decode.ts';
 import { isCertainlyValidRecord } from '../../collector/fast-validate.ts';
 import { createRng } from '../../core/rng.ts';
 import { validateTraceRecord } from '../../core/trace-schema.ts';
@@ -13,13 +14,13 @@ describe('decodeRecord', () => {
     const value = bytes(makeRecord({ faults: ['crash'], faulty_nodes: [1] }));
     const decoded = decodeRecord(value, MAX);
     expect(decoded.ok).toBe(true);
-    if (decoded.ok) expect(decoded.row).toBe(value);
+    if (decoded.ok && decoded.kind === 'transition') expect(decoded.row).toBe(value);
   });
 
   it('re-encodes a valid pretty-printed record onto one line', () => {
     const decoded = decodeRecord(Buffer.from(JSON.stringify(makeRecord(), null, 2)), MAX);
-    expect(decoded.ok && decoded.row.includes(0x0a)).toBe(false);
-    expect(decoded.ok && JSON.parse(decoded.row.toString())).toEqual(makeRecord());
+    expect(decoded.ok && decoded.kind === 'transition' && decoded.row.includes(0x0a)).toBe(false);
+    expect(decoded.ok && decoded.kind === 'transition' && JSON.parse(decoded.row.toString())).toEqual(makeRecord());
   });
 
   const cases: [string, Buffer, string, string?][] = [
@@ -44,13 +45,14 @@ describe('decodeRecord', () => {
     });
   }
 
-  it('builds a dead letter with the source position and a bounded copy of the bytes', () => {
-    const value = Buffer.alloc(40 * 1024, 'a');
-    const letter = deadLetterOf({ topic: 't', partition: 2, offset: '41', key: 'k', value }, 'oversized', [{ path: '', message: 'too big' }]);
+  it('builds a dead letter that keeps the exact bytes and reads back from its message', () => {
+    const value = Buffer.from([0xff, 0x00, 0x0a, 0xfe, 0x7b]);
+    const letter = deadLetterOf({ topic: 't', partition: 2, offset: '41', key: 'k', value, headers: {} }, 'invalid_utf8', [{ path: '', message: 'bad' }], { nowMs: 5 });
     expect(letter.source).toEqual({ topic: 't', partition: 2, offset: '41', key: 'k', index: 0 });
-    expect(letter.raw_bytes).toBe(40 * 1024);
-    expect(letter.raw_truncated).toBe(true);
-    expect(letter.raw.length).toBe(16 * 1024);
+    const message = deadLetterMessage(letter);
+    const back = parseDeadLetter({ topic: 'dlq', partition: 0, offset: '0', key: message.key, value: message.value as Buffer, headers: message.headers ?? {} });
+    expect(back).toEqual(letter);
+    expect(Buffer.compare(back!.value, value)).toBe(0);
   });
 });
 
@@ -62,7 +64,7 @@ describe('decodeMessage', () => {
     expect(decoded.map((d) => [d.index, d.ok])).toEqual([[0, true], [1, false], [2, true]]);
     expect(decoded[1]!.ok ? '' : decoded[1]!.reason).toBe('malformed_json');
     expect(decoded[1]!.bytes.toString()).toBe('{"broken');
-    expect(decoded[2]!.ok && decoded[2]!.row.toString()).toBe(b);
+    expect(decoded[2]!.ok && decoded[2]!.kind === 'transition' && decoded[2]!.row.toString()).toBe(b);
   });
 
   it('reads a single record, with or without a trailing newline, and a pretty-printed one', () => {

@@ -21,7 +21,7 @@ describe('trace sink of a node process (real Kafka broker)', () => {
       const seen: { key: string | null; node: number; seq: number }[] = [];
       const consumer = await transport.createConsumer({ groupId: unique('node-sink.g'), topics: [topic], fromBeginning: true });
       await consumer.run(async (batch) => {
-        for (const m of batch.messages) for (const d of decodeMessage(m.value, 64 * 1024)) if (d.ok) seen.push({ key: m.key, node: d.record.node, seq: d.record.node_seq });
+        for (const m of batch.messages) for (const d of decodeMessage(m.value, 64 * 1024)) if (d.ok && d.kind === 'transition') seen.push({ key: m.key, node: d.record.node, seq: d.record.node_seq });
       });
       await waitFor(() => seen.length >= records.length, 30_000, 'all records');
       await consumer.stop();

@@ -56,7 +56,7 @@ describe('BatchingProducerSink', () => {
     expect(messages.length).toBe(9);
     for (const node of [0, 1, 2]) {
       const ofNode = messages.filter((m) => m.key === `run-b/${node}`).flatMap((m) => decodeMessage(Buffer.from(m.value), 64 * 1024));
-      expect(ofNode.map((d) => (d.ok ? d.record.node_seq : -1))).toEqual(Array.from({ length: 30 }, (_, i) => i));
+      expect(ofNode.map((d) => (d.ok && d.kind === 'transition' ? d.record.node_seq : -1))).toEqual(Array.from({ length: 30 }, (_, i) => i));
     }
   });
 
