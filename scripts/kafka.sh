@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Run a real single-node Apache Kafka broker (KRaft, broker+controller) on 127.0.0.1, without Docker.
-# The jars come from Maven Central (kafka/pom.xml -> kafka/libs/); state lives in .kafka/.
+# The jars come from Maven Central (kafka/pom.xml -> kafka/libs/, Maven cache in .kafka/m2), shared
+# by every instance; an instance's state (pid, log, cluster id, server.properties, data) lives in
+# its state dir, so several brokers can run side by side on different ports and state dirs.
 #
-# Usage: scripts/kafka.sh fetch|start|stop|status|restart
+# Usage: scripts/kafka.sh fetch|start|stop|kill|status|restart
+#   kill: SIGKILL the broker (no clean shutdown; its data stays) — for fault tests.
 #
 # Environment:
 #   LATTICE_KAFKA_PORT             client (PLAINTEXT) port      (default 9092)
 #   LATTICE_KAFKA_CONTROLLER_PORT  KRaft controller port        (default 9093)
-#   LATTICE_KAFKA_DATA_DIR         log.dirs of the broker       (default <repo>/.kafka/data)
+#   LATTICE_KAFKA_STATE_DIR        this instance's state dir    (default <repo>/.kafka)
+#   LATTICE_KAFKA_DATA_DIR         log.dirs of the broker       (default <state dir>/data)
+#   LATTICE_KAFKA_START_TIMEOUT_S  readiness bound for start    (default 60)
 #   JAVA                           java executable              (default: java on PATH)
 set -euo pipefail
 
@@ -18,8 +23,12 @@ KAFKA_DIR="$ROOT/kafka"
 LIBS_DIR="$KAFKA_DIR/libs"
 LIBS_STAMP="$LIBS_DIR/.complete"
 POM="$KAFKA_DIR/pom.xml"
-STATE_DIR="$ROOT/.kafka"
-M2_REPO="$STATE_DIR/m2"
+SHARED_DIR="$ROOT/.kafka"
+M2_REPO="$SHARED_DIR/m2"
+FETCH_LOCK="$SHARED_DIR/fetch.lock"
+STATE_DIR="${LATTICE_KAFKA_STATE_DIR:-$SHARED_DIR}"
+mkdir -p "$STATE_DIR"
+STATE_DIR="$(cd "$STATE_DIR" && pwd)"
 DATA_DIR="${LATTICE_KAFKA_DATA_DIR:-$STATE_DIR/data}"
 PORT="${LATTICE_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${LATTICE_KAFKA_CONTROLLER_PORT:-9093}"
@@ -29,7 +38,7 @@ CLUSTER_ID_FILE="$STATE_DIR/cluster.id"
 PROPS_FILE="$STATE_DIR/server.properties"
 JAVA="${JAVA:-java}"
 
-START_TIMEOUT_S=60
+START_TIMEOUT_S="${LATTICE_KAFKA_START_TIMEOUT_S:-60}"
 STOP_TIMEOUT_S=20
 
 log() { echo "[kafka] $*"; }
@@ -44,18 +53,25 @@ libs_complete() {
     compgen -G "$LIBS_DIR/kafka_2.13-*.jar" >/dev/null
 }
 
-# Prints the saved PID if that process is alive and is our broker; fails otherwise.
+# Prints the saved PID if that process is alive and is this instance's broker; fails otherwise.
 broker_pid() {
   [[ -f "$PID_FILE" ]] || return 1
   local pid
   pid="$(tr -cd '0-9' <"$PID_FILE")"
   [[ -n "$pid" ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against PID reuse: the process must be a kafka.Kafka JVM.
-  if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka'; then
+  alive "$pid" || return 1
+  # Guard against PID reuse: the process must be a kafka.Kafka JVM running this instance's
+  # server.properties (never another instance's broker).
+  if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qxF "$PROPS_FILE"; then
     return 1
   fi
   echo "$pid"
+}
+
+# Alive and not a zombie (a SIGKILLed broker whose parent has not reaped it yet is dead to us).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [[ ! -r "/proc/$1/stat" ]] || [[ "$(sed -e 's/^.*) //' "/proc/$1/stat" | cut -c1)" != Z ]]
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -84,6 +100,15 @@ check_port_number() {
 cmd_fetch() {
   if libs_complete; then
     log "jars already in $LIBS_DIR ($(compgen -G "$LIBS_DIR/*.jar" | wc -l) jars)"
+    return 0
+  fi
+  # One fetch at a time (several instances may start at once on a new machine); the lock is
+  # released when this script exits.
+  mkdir -p "$SHARED_DIR"
+  exec 9>"$FETCH_LOCK"
+  flock 9
+  if libs_complete; then
+    log "jars fetched meanwhile by another run ($(compgen -G "$LIBS_DIR/*.jar" | wc -l) jars)"
     return 0
   fi
   command -v mvn >/dev/null || { err "mvn not found on PATH (needed to fetch the Kafka jars)"; exit 1; }
@@ -184,7 +209,7 @@ cmd_start() {
       log "ready on 127.0.0.1:$PORT after $(elapsed "$t0") (pid $pid)"
       return 0
     fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       local rc=0
       wait "$pid" 2>/dev/null || rc=$?
       rm -f "$PID_FILE"
@@ -216,7 +241,7 @@ cmd_stop() {
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + STOP_TIMEOUT_S)) t0
   t0="$(now_ms)"
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if ((SECONDS >= deadline)); then
       log "still alive after ${STOP_TIMEOUT_S} s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -227,6 +252,23 @@ cmd_stop() {
   done
   rm -f "$PID_FILE"
   log "stopped after $(elapsed "$t0")"
+}
+
+cmd_kill() {
+  local pid
+  if ! pid="$(broker_pid)"; then
+    rm -f "$PID_FILE"
+    log "not running"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT_S))
+  while alive "$pid"; do
+    ((SECONDS < deadline)) || { err "broker $pid still alive ${STOP_TIMEOUT_S} s after SIGKILL"; exit 1; }
+    sleep 0.05
+  done
+  rm -f "$PID_FILE"
+  log "killed broker (pid $pid) with SIGKILL"
 }
 
 cmd_status() {
@@ -244,13 +286,14 @@ cmd_status() {
 }
 
 usage() {
-  echo "usage: $0 fetch|start|stop|status|restart" >&2
+  echo "usage: $0 fetch|start|stop|kill|status|restart" >&2
 }
 
 case "${1:-}" in
   fetch) cmd_fetch ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
+  kill) cmd_kill ;;
   status) cmd_status ;;
   restart) cmd_stop; cmd_start ;;
   -h|--help|help) usage ;;
