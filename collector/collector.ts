@@ -11,11 +11,15 @@
 import { EventEmitter } from 'node:events';
 import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
-import type { TraceRecord } from '../core/trace-schema.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GapRecord } from '../core/gap-record.ts';
+import { canonicalRecordJson, type TraceRecord } from '../core/trace-schema.ts';
+import type { NodeSeqRange } from '../store/transitions.ts';
+import { insertBisecting } from './bisect.ts';
 import { deadLetterMessage, deadLetterOf, type DeadLetter } from './dead-letter.ts';
 import { decodeMessage, decodeMessageFast } from './decode.ts';
 import { GroupCommitWriter } from './group-commit.ts';
-import { STORE_RETRY, type RetryPolicy } from './retry.ts';
+import { STORE_RETRY, withRetry, type RetryPolicy } from './retry.ts';
 import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
 
 /** Where valid records go: the store (store-writer.ts), or anything with its contract. */
@@ -26,6 +30,10 @@ export interface RecordWriter {
    * which a writer may send as they are.
    */
   write(records: readonly TraceRecord[], rows?: readonly string[]): Promise<void>;
+  /** Every stored version of the records in these ranges (for duplicate and conflict checks). */
+  storedVersions(ranges: readonly NodeSeqRange[]): Promise<TraceRecord[]>;
+  /** Stores declared gaps (idempotent on the gap id). */
+  writeGaps(gaps: readonly GapRecord[]): Promise<void>;
 }
 
 export interface CollectorOptions {
@@ -59,6 +67,15 @@ export interface CollectorStats {
   inserts: number;
   storeRetries: number;
   lastInsertMs: number;
+  /** Records skipped because the store (or the batch) already held them, identical. */
+  duplicatesSkipped: number;
+  /** Records whose event id was stored with other contents (dead-lettered as `conflict`). */
+  conflicts: number;
+  /** Inserts split to find the rows the store refused. */
+  bisections: number;
+  /** Gap records stored, and the trace records they account for. */
+  gaps: number;
+  gapRecords: number;
 }
 
 /** Typed events; they cost nothing when nobody listens, and feed the Prometheus metrics. */
@@ -68,13 +85,14 @@ export interface CollectorEvents {
   batch_handled: [{ topic: string; partition: number; messages: number; consumed: number; records: TraceRecord[] }];
   dead_lettered: [DeadLetter];
   store_retry: [{ attempt: number; delayMs: number; error: unknown }];
+  gaps_stored: [GapRecord[]];
 }
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
 const TRANSITIONS: Record<State, readonly State[]> = { idle: ['running', 'stopped'], running: ['stopping'], stopping: ['stopped'], stopped: [] };
 
 export class Collector extends EventEmitter<CollectorEvents> {
-  readonly stats: CollectorStats = { consumed: 0, stored: 0, deadLettered: 0, batches: 0, inserts: 0, storeRetries: 0, lastInsertMs: 0 };
+  readonly stats: CollectorStats = { consumed: 0, stored: 0, deadLettered: 0, batches: 0, inserts: 0, storeRetries: 0, lastInsertMs: 0, duplicatesSkipped: 0, conflicts: 0, bisections: 0, gaps: 0, gapRecords: 0 };
   private state: State = 'idle';
   private readonly consumers: TransportConsumer[] = [];
   private dlqProducer: TransportProducer | undefined;
@@ -149,78 +167,170 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   private async handle(batch: IncomingBatch): Promise<void> {
-    const step = this.options.batchRowsMax;
-    const all: TraceRecord[] = [];
-    // Where each stored record came from (message, line), as parallel arrays: one entry per record.
-    const fromMessage: IncomingMessage[] = [];
-    const fromLine: number[] = [];
-    const chunkStarts: number[] = [];
-    const dead: DeadLetter[] = [];
-    const stored: Promise<void>[] = [];
-    let records: TraceRecord[] = [];
-    let rows: string[] = [];
-    let consumed = 0;
     const heartbeat = () => batch.heartbeat();
-    const submit = async () => {
-      chunkStarts.push(all.length - records.length);
-      stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
-      records = [];
-      rows = [];
-      // Let the insert start in the engine while the rest of the batch is decoded.
-      await yieldToEventLoop();
+    const decoded = this.decodeBatch(batch);
+    const dead = decoded.dead;
+    const consumed = decoded.consumed;
+    const fresh = await this.withoutKnown(decoded.messages, dead, heartbeat);
+
+    // Chunks of at most batchRowsMax records for group commit; a message's block stays whole.
+    const step = this.options.batchRowsMax;
+    const chunks: { entries: Entry[]; records: TraceRecord[]; rows: string[] }[] = [];
+    let current: (typeof chunks)[number] = { entries: [], records: [], rows: [] };
+    const close = () => {
+      if (current.records.length > 0) chunks.push(current);
+      current = { entries: [], records: [], rows: [] };
     };
-    const take = (record: TraceRecord, message: IncomingMessage, line: number) => {
-      records.push(record);
-      all.push(record);
-      fromMessage.push(message);
-      fromLine.push(line);
-    };
-    for (const message of batch.messages) {
-      const fast = decodeMessageFast(message.value, this.options.recordBytesMax);
-      if (fast !== undefined && fast.records.length <= step) {
-        // The message's NDJSON goes to the store as one block, so it must fit in one chunk.
-        if (records.length + fast.records.length > step) await submit();
-        consumed += fast.records.length;
-        for (const [line, record] of fast.records.entries()) take(record, message, line);
-        rows.push(fast.block);
-        if (records.length === step) await submit();
+    for (const unit of fresh) {
+      if (unit.block !== undefined && unit.entries.length <= step) {
+        if (current.records.length + unit.entries.length > step) close();
+        for (const entry of unit.entries) {
+          current.entries.push(entry);
+          current.records.push(entry.record);
+        }
+        current.rows.push(unit.block);
         continue;
       }
-      for (const decoded of decodeMessage(message.value, this.options.recordBytesMax)) {
-        consumed++;
-        if (!decoded.ok) {
-          dead.push(deadLetterOf(message, decoded.reason, decoded.errors, { index: decoded.index, value: decoded.bytes }));
-          continue;
-        }
-        if (decoded.kind === 'gap') throw new LatticeError('TRANSPORT_FAILED', 'gap records are not stored yet');
-        take(decoded.record, message, decoded.index);
-        rows.push(decoded.row.toString('utf8'));
-        if (records.length === step) await submit();
+      for (const entry of unit.entries) {
+        if (current.records.length === step) close();
+        current.entries.push(entry);
+        current.records.push(entry.record);
+        current.rows.push(entry.row ?? canonicalRecordJson(entry.record));
       }
     }
-    if (records.length > 0) {
-      chunkStarts.push(all.length - records.length);
-      stored.push(this.groupCommit.submit({ records, rows }, heartbeat));
-    }
-    const results = await this.groupCommit.settle(stored);
+    close();
+    const results = await this.groupCommit.write(chunks, heartbeat);
+    const all: TraceRecord[] = [];
     for (const [i, result] of results.entries()) {
-      if (result.status === 'fulfilled') continue;
+      const chunk = chunks[i]!;
+      if (result.status === 'fulfilled') {
+        for (const r of chunk.records) all.push(r);
+        continue;
+      }
       const error = result.reason as unknown;
       // Unavailable (and shutting down): rethrow, so the batch stays uncommitted and is redelivered.
       if (!(error instanceof LatticeError) || error.retriable) throw error;
-      const from = chunkStarts[i]!;
-      const to = chunkStarts[i + 1] ?? all.length;
-      this.options.logger.error('store rejected rows; dead-lettering them', { rows: to - from, error });
-      for (let r = from; r < to; r++) {
-        const message = fromMessage[r]!;
-        const line = decodeMessage(message.value, Number.POSITIVE_INFINITY)[fromLine[r]!];
-        dead.push(deadLetterOf(message, 'store_rejected', [{ path: '', message: error.message }], { index: fromLine[r]!, value: line?.bytes ?? message.value }));
-      }
+      // The store refused some rows of this chunk: find which, so the rest are stored.
+      const rejected = await insertBisecting(chunk.entries, (entries) => this.storeRetrying(() => this.options.writer.write(entries.map((e) => e.record)), heartbeat), () => this.stats.bisections++);
+      const bad = new Set(rejected.map((r) => r.item));
+      for (const entry of chunk.entries) if (!bad.has(entry)) all.push(entry.record);
+      this.stats.stored += chunk.entries.length - bad.size;
+      if (rejected.length > 0) this.options.logger.error('store rejected rows; dead-lettering only those', { rows: rejected.length, of: chunk.entries.length, error: rejected[0]!.error });
+      for (const { item, error: cause } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(cause)], { index: item.index, value: item.bytes }));
     }
+    await this.storeGaps(decoded.gaps, dead, heartbeat);
     if (dead.length > 0) await this.deadLetter(dead);
     this.stats.consumed += consumed;
     this.stats.batches++;
     this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, consumed, records: all });
+  }
+
+  /** Messages → records (with where each came from), gaps and dead letters. */
+  private decodeBatch(batch: IncomingBatch): { messages: Unit[]; gaps: GapEntry[]; dead: DeadLetter[]; consumed: number } {
+    const messages: Unit[] = [];
+    const gaps: GapEntry[] = [];
+    const dead: DeadLetter[] = [];
+    let consumed = 0;
+    for (const message of batch.messages) {
+      const fast = decodeMessageFast(message.value, this.options.recordBytesMax);
+      if (fast !== undefined) {
+        consumed += fast.records.length;
+        messages.push({ message, block: fast.block, entries: fast.records.map((record, index) => ({ record, message, index, bytes: undefined, row: undefined })) });
+        continue;
+      }
+      const entries: Entry[] = [];
+      for (const line of decodeMessage(message.value, this.options.recordBytesMax)) {
+        consumed++;
+        if (!line.ok) dead.push(deadLetterOf(message, line.reason, line.errors, { index: line.index, value: line.bytes }));
+        else if (line.kind === 'gap') gaps.push({ gap: line.gap, message, index: line.index, bytes: line.bytes });
+        else entries.push({ record: line.record, message, index: line.index, bytes: line.bytes, row: line.row.toString('utf8') });
+      }
+      if (entries.length > 0) messages.push({ message, block: undefined, entries });
+    }
+    return { messages, gaps, dead, consumed };
+  }
+
+  /**
+   * Drops records the store already holds with the same contents (a redelivery: at-least-once
+   * is expected to repeat), and turns a record whose event id is already stored *with other
+   * contents* into a `conflict` dead letter carrying both versions, instead of letting the
+   * table's deduplication keep one of them silently. Same within the batch itself.
+   */
+  private async withoutKnown(units: Unit[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<Unit[]> {
+    const ranges = new Map<string, { runId: string; node: number; first: number; last: number }>();
+    for (const unit of units) {
+      for (const { record } of unit.entries) {
+        const key = `${record.run_id}\u0000${record.node}`;
+        const range = ranges.get(key);
+        if (range === undefined) ranges.set(key, { runId: record.run_id, node: record.node, first: record.node_seq, last: record.node_seq });
+        else {
+          if (record.node_seq < range.first) range.first = record.node_seq;
+          if (record.node_seq > range.last) range.last = record.node_seq;
+        }
+      }
+    }
+    if (ranges.size === 0) return units;
+    const stored = await this.storeRetrying(() => this.options.writer.storedVersions([...ranges.values()]), heartbeat);
+    const storedById = new Map<string, string[]>();
+    for (const record of stored) {
+      const versions = storedById.get(record.event_id);
+      const json = canonicalRecordJson(record);
+      if (versions === undefined) storedById.set(record.event_id, [json]);
+      else if (!versions.includes(json)) versions.push(json);
+    }
+    const inBatch = new Map<string, TraceRecord>();
+    const out: Unit[] = [];
+    for (const unit of units) {
+      const kept: Entry[] = [];
+      for (const entry of unit.entries) {
+        const id = entry.record.event_id;
+        const versions = storedById.get(id);
+        const earlier = inBatch.get(id);
+        if (versions === undefined && earlier === undefined) {
+          inBatch.set(id, entry.record);
+          kept.push(entry);
+          continue;
+        }
+        const json = canonicalRecordJson(entry.record);
+        const known = versions ?? [canonicalRecordJson(earlier!)];
+        if (known.includes(json)) {
+          this.stats.duplicatesSkipped++;
+          continue;
+        }
+        this.stats.conflicts++;
+        const value = entry.bytes ?? Buffer.from(canonicalRecordJson(entry.record));
+        dead.push(deadLetterOf(entry.message, 'conflict', [{ path: 'event_id', message: `${id} is already stored with different contents (the stored version is in the ${'lattice.dlq.stored'} header)` }], { index: entry.index, value, stored: known[0]! }));
+      }
+      if (kept.length === unit.entries.length) out.push(unit);
+      else if (kept.length > 0) out.push({ message: unit.message, block: undefined, entries: kept });
+    }
+    return out;
+  }
+
+  private async storeGaps(gaps: readonly GapEntry[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<void> {
+    if (gaps.length === 0) return;
+    const rejected = await insertBisecting(gaps, (some) => this.storeRetrying(() => this.options.writer.writeGaps(some.map((g) => g.gap)), heartbeat));
+    const bad = new Set(rejected.map((r) => r.item));
+    for (const { item, error } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(error)], { index: item.index, value: item.bytes }));
+    const storedGaps = gaps.filter((g) => !bad.has(g));
+    this.stats.gaps += storedGaps.length;
+    this.stats.gapRecords += storedGaps.reduce((sum, g) => sum + g.gap.records, 0);
+    if (storedGaps.length > 0) this.emit('gaps_stored', storedGaps.map((g) => g.gap));
+  }
+
+  /** One store call, retried with backoff while the store is unavailable (and heartbeating). */
+  private storeRetrying<T>(operation: () => Promise<T>, heartbeat: () => Promise<void>): Promise<T> {
+    return withRetry(operation, this.options.retry ?? STORE_RETRY, {
+      random: Math.random,
+      sleep: (ms) => sleep(ms),
+      shouldContinue: () => this.state === 'running',
+      onRetry: async (error, attempt, delayMs) => {
+        this.stats.storeRetries++;
+        this.emit('store_retry', { attempt, delayMs, error });
+        if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying', { attempt, delay_ms: delayMs, error });
+        await heartbeat().catch(() => undefined);
+      },
+    });
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {
@@ -240,4 +350,32 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 }
 
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** A valid record of the batch and where it came from (for dead letters). */
+interface Entry {
+  readonly record: TraceRecord;
+  readonly message: IncomingMessage;
+  readonly index: number;
+  /** The record's own bytes when the message was decoded line by line (fast path: undefined). */
+  readonly bytes: Buffer | undefined;
+  /** Its JSONEachRow line, when not part of its message's block. */
+  readonly row: string | undefined;
+}
+
+/** One message's valid records; `block` is its body as NDJSON when all of it can go as it is. */
+interface Unit {
+  readonly message: IncomingMessage;
+  readonly block: string | undefined;
+  readonly entries: readonly Entry[];
+}
+
+interface GapEntry {
+  readonly gap: GapRecord;
+  readonly message: IncomingMessage;
+  readonly index: number;
+  readonly bytes: Buffer;
+}
+
+function storeErrorDetail(error: LatticeError): { path: string; message: string } {
+  const backend = (error as { backendCode?: unknown }).backendCode;
+  return { path: '', message: backend === undefined ? error.message : `${error.message} [store code ${String(backend)}]` };
+}

@@ -59,7 +59,7 @@ export function isCertainlyValidRecord(value: unknown): value is TraceRecord {
   if (!hasExactFields(r)) return false;
   if (r.schema_version !== TRACE_SCHEMA_VERSION) return false;
   const runId = r.run_id;
-  if (typeof runId !== 'string' || runId.length < 1 || runId.length > 128) return false;
+  if (typeof runId !== 'string' || runId.length < 1 || runId.length > 128 || !runId.isWellFormed()) return false;
   if (!isNodeId(r.node) || !isNodeId(r.leader)) return false;
   if (!isUint(r.node_seq) || !isUint(r.view) || !isUint(r.seq) || !isUint(r.ts_us) || !isUint(r.node_clock_us)) return false;
   if (!isUint(r.msgs_sent) || !isUint(r.msgs_received) || !isUint(r.retransmissions) || !isUint(r.batch_size) || !isUint(r.deps_count)) return false;

@@ -8,7 +8,8 @@ import { Readable } from 'node:stream';
 import { LatticeError } from '../core/errors.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
 import type { Store } from '../store/client.ts';
-import { classifyStoreError } from '../store/transitions.ts';
+import { insertGaps } from '../store/gaps.ts';
+import { classifyStoreError, storedVersions } from '../store/transitions.ts';
 import type { RecordWriter } from './collector.ts';
 
 export function storeRecordWriter(store: Store, table = store.table('transitions')): RecordWriter {
@@ -26,6 +27,8 @@ export function storeRecordWriter(store: Store, table = store.table('transitions
     }
   };
   return {
+    storedVersions: (ranges) => storedVersions(store, ranges),
+    writeGaps: (gaps) => insertGaps(store, gaps),
     async write(records, rows) {
       if (records.length === 0) return;
       if (rows === undefined || rows.length === 0) return insert(canonicalBody(records), records.length);

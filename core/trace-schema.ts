@@ -36,15 +36,17 @@ export const FAULT_KINDS = [
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 const HASH_HEX = /^[0-9a-f]{64}$/;
+/** A lone UTF-16 surrogate has no UTF-8 form: storing it would change it (to U+FFFD) or fail. */
+const wellFormed = (schema: z.ZodString) => schema.refine((s) => s.isWellFormed(), 'contains a lone UTF-16 surrogate, which has no UTF-8 encoding');
 const uint = (what: string) => z.number({ error: `${what}: expected a number` }).int(`${what}: expected an integer`).nonnegative(`${what}: expected >= 0`);
 const nodeId = z.number({ error: 'expected a node id (integer 0..65535)' }).int('expected an integer node id').min(0, 'expected a node id >= 0').max(65535, 'expected a node id <= 65535');
 
 export const traceRecordSchema = z
   .object({
     schema_version: z.literal(TRACE_SCHEMA_VERSION, { error: `expected schema_version ${TRACE_SCHEMA_VERSION}` }),
-    run_id: z.string({ error: 'expected a string' }).min(1, 'must not be empty').max(128, 'must be at most 128 characters'),
+    run_id: wellFormed(z.string({ error: 'expected a string' }).min(1, 'must not be empty').max(128, 'must be at most 128 characters')),
     /** Deterministic: `${run_id}/${node}/${node_seq}`, so a redelivered record has the same id. */
-    event_id: z.string({ error: 'expected a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+    event_id: wellFormed(z.string({ error: 'expected a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters')),
     node: nodeId,
     /** Per-node transition counter starting at 0: orders one node's records and deduplicates them. */
     node_seq: uint('node_seq'),
@@ -88,6 +90,16 @@ export const traceRecordSchema = z
       ctx.addIssue({ code: 'custom', path: ['event_id'], message: `expected ${expectedId} (run_id/node/node_seq), the key that makes redelivery idempotent` });
     }
   });
+
+/** The record's fields in their defined order (the canonical order of its JSON). */
+export const TRACE_FIELDS = Object.keys(traceRecordSchema.shape) as readonly (keyof TraceRecord)[];
+
+/** One record as canonical JSON (fields in defined order): equal contents give equal strings. */
+export function canonicalRecordJson(record: TraceRecord): string {
+  const ordered: Record<string, unknown> = {};
+  for (const field of TRACE_FIELDS) ordered[field] = record[field];
+  return JSON.stringify(ordered);
+}
 
 export type TraceRecord = Omit<z.infer<typeof traceRecordSchema>, 'phase'> & { phase: Phase };
 

@@ -149,6 +149,33 @@ export const MIGRATIONS: readonly Migration[] = [
       ORDER BY (run_id, window_start)`,
     ],
   },
+  {
+    version: 3,
+    name: 'counters_uint64_and_trace_gaps',
+    statements: [
+      // The trace schema accepts counters up to 2^53 - 1 (JavaScript's safe integers); UInt32
+      // columns wrapped or truncated anything above 2^32. The columns now hold what the schema
+      // accepts. MODIFY COLUMN to the type a column already has is a no-op, so this re-runs safely.
+      ...['msgs_sent', 'msgs_received', 'retransmissions', 'batch_size', 'deps_count'].map((column) => `ALTER TABLE {db}.transitions MODIFY COLUMN ${column} UInt64`),
+      `ALTER TABLE {db}.features_node_1s MODIFY COLUMN deps_max UInt64`,
+      `ALTER TABLE {db}.features_cluster_1s MODIFY COLUMN deps_max UInt64`,
+      // Records a producer declared lost (core/gap-record.ts), keyed like the records they stand
+      // for, so produced = stored + dead-lettered + gaps can be checked per node.
+      `CREATE TABLE IF NOT EXISTS {db}.trace_gaps (
+        run_id LowCardinality(String),
+        gap_id String,
+        node UInt16,
+        node_seq_first UInt64,
+        node_seq_last UInt64,
+        records UInt64,
+        reason LowCardinality(String),
+        declared_at_us Int64,
+        ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (run_id, node, node_seq_first)`,
+    ],
+  },
 ];
 
 export interface MigrationReport {

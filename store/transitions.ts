@@ -4,7 +4,7 @@
  * every count here reads with FINAL so it never sees a duplicate.
  */
 import { StoreError } from '../core/errors.ts';
-import type { TraceRecord } from '../core/trace-schema.ts';
+import { TRACE_FIELDS, type TraceRecord } from '../core/trace-schema.ts';
 import type { Store } from './client.ts';
 
 export async function insertTransitions(store: Store, records: readonly TraceRecord[]): Promise<void> {
@@ -35,6 +35,33 @@ export async function queryRows<T>(store: Store, query: string, params: Record<s
   } catch (cause) {
     throw classifyStoreError(cause, 'query');
   }
+}
+
+/** A run of one node's records: `first..last` node_seq, inclusive. */
+export interface NodeSeqRange {
+  readonly runId: string;
+  readonly node: number;
+  readonly first: number;
+  readonly last: number;
+}
+
+/**
+ * Every stored version of the records in the ranges, duplicates included (no FINAL: a conflict
+ * that slipped in earlier must show up as two versions, not one). The ranges follow the table's
+ * sorting key, so this reads only the parts' index marks that cover them.
+ */
+export async function storedVersions(store: Store, ranges: readonly NodeSeqRange[]): Promise<TraceRecord[]> {
+  if (ranges.length === 0) return [];
+  const params: Record<string, unknown> = {};
+  const conditions = ranges.map((range, i) => {
+    params[`r${i}`] = range.runId;
+    params[`n${i}`] = range.node;
+    params[`a${i}`] = range.first;
+    params[`b${i}`] = range.last;
+    return `(run_id = {r${i}:String} AND node = {n${i}:UInt16} AND node_seq BETWEEN {a${i}:UInt64} AND {b${i}:UInt64})`;
+  });
+  const columns = TRACE_FIELDS.join(', ');
+  return queryRows<TraceRecord>(store, `SELECT ${columns} FROM ${store.table('transitions')} WHERE ${conditions.join(' OR ')} SETTINGS output_format_json_quote_64bit_integers = 0`, params);
 }
 
 /** Connection-level failures are worth retrying; a rejected statement is not. */

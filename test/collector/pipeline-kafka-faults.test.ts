@@ -43,6 +43,7 @@ describe('ingest pipeline under faults: Kafka → collector → ClickHouse', () 
     let refused = 0;
     const writeOrder: { node: number; node_seq: number }[] = [];
     const flaky = (writer: RecordWriter): RecordWriter => ({
+      ...writer,
       async write(batch, rows) {
         if (outageEndsAt === Number.POSITIVE_INFINITY) outageEndsAt = Date.now() + 2_000;
         if (Date.now() < outageEndsAt) {

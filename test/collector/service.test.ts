@@ -43,6 +43,7 @@ describe('collector service (in-process transport, embedded store)', () => {
       featuresIntervalMs: 100,
       retry: { initialDelayMs: 10, maxDelayMs: 50, multiplier: 2, attemptsMax: Number.POSITIVE_INFINITY },
       wrapWriter: (writer) => ({
+        ...writer,
         async write(records, rows) {
           if (outage) throw new StoreError('STORE_UNAVAILABLE', 'simulated outage', { retriable: true });
           await writer.write(records, rows);
