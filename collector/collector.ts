@@ -20,7 +20,7 @@ import { deadLetterMessage, deadLetterOf, type DeadLetter } from './dead-letter.
 import { decodeMessage, decodeMessageFast } from './decode.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { STORE_RETRY, withRetry, type RetryPolicy } from './retry.ts';
-import type { IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
+import type { ConsumerHealth, IncomingBatch, IncomingMessage, Transport, TransportConsumer, TransportProducer } from './transport/transport.ts';
 
 /** Where valid records go: the store (store-writer.ts), or anything with its contract. */
 export interface RecordWriter {
@@ -89,6 +89,13 @@ export interface CollectorEvents {
 }
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
+
+export interface CollectorHealth {
+  readonly state: State;
+  readonly consumers: readonly ConsumerHealth[];
+  /** While store calls fail: since when (wall clock, ms). */
+  readonly storeUnavailableSinceMs?: number;
+}
 const TRANSITIONS: Record<State, readonly State[]> = { idle: ['running', 'stopped'], running: ['stopping'], stopping: ['stopped'], stopped: [] };
 
 export class Collector extends EventEmitter<CollectorEvents> {
@@ -97,6 +104,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private readonly consumers: TransportConsumer[] = [];
   private dlqProducer: TransportProducer | undefined;
   private readonly groupCommit: GroupCommitWriter;
+  /** Set by the first failed store call, cleared by the next success. */
+  private storeUnavailableSinceMs: number | undefined;
 
   constructor(private readonly options: CollectorOptions) {
     super();
@@ -108,17 +117,28 @@ export class Collector extends EventEmitter<CollectorEvents> {
       retry: options.retry ?? STORE_RETRY,
       shouldContinue: () => this.state === 'running',
       onRetry: (error, attempt, delayMs) => {
+        this.storeUnavailableSinceMs ??= Date.now();
         this.stats.storeRetries++;
         this.emit('store_retry', { attempt, delayMs, error });
         if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying insert', { attempt, delay_ms: delayMs, error });
       },
       onStored: (rows, insertMs) => {
+        this.storeUnavailableSinceMs = undefined;
         this.stats.stored += rows;
         this.stats.inserts++;
         this.stats.lastInsertMs = insertMs;
         this.emit('batch_stored', { rows, insertMs });
       },
     });
+  }
+
+  /** Where consumption stands, for readiness: every member's state and the store's. */
+  health(): CollectorHealth {
+    return {
+      state: this.state,
+      consumers: this.consumers.map((c) => c.health()),
+      ...(this.storeUnavailableSinceMs !== undefined && { storeUnavailableSinceMs: this.storeUnavailableSinceMs }),
+    };
   }
 
   get running(): boolean {
@@ -325,6 +345,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       sleep: (ms) => sleep(ms),
       shouldContinue: () => this.state === 'running',
       onRetry: async (error, attempt, delayMs) => {
+        this.storeUnavailableSinceMs ??= Date.now();
         this.stats.storeRetries++;
         this.emit('store_retry', { attempt, delayMs, error });
         if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying', { attempt, delay_ms: delayMs, error });

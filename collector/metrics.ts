@@ -55,17 +55,58 @@ export class CollectorMetrics {
     });
     collector.on('dead_lettered', (letter) => dead.inc({ reason: letter.reason }));
     collector.on('store_retry', () => retries.inc());
+    const gapRecords = new Counter({ name: 'lattice_collector_gap_records_total', help: 'Trace records that producers declared lost (gap records stored), by reason.', labelNames: ['reason'], registers });
+    collector.on('gaps_stored', (gaps) => {
+      for (const gap of gaps) gapRecords.inc({ reason: gap.reason }, gap.records);
+    });
+    new Gauge({
+      name: 'lattice_collector_duplicates_skipped',
+      help: 'Records skipped because the store already held them with the same contents (redeliveries).',
+      registers,
+      collect() {
+        this.set(collector.stats.duplicatesSkipped);
+      },
+    });
+    new Gauge({
+      name: 'lattice_collector_consumer_restarts',
+      help: 'Consumers rebuilt after a crash they could not recover from themselves.',
+      registers,
+      collect() {
+        this.set(collector.health().consumers.reduce((sum, c) => sum + c.restarts, 0));
+      },
+    });
+    new Gauge({
+      name: 'lattice_collector_consuming',
+      help: '1 while every consumer of this collector is running, else 0.',
+      registers,
+      collect() {
+        const health = collector.health();
+        this.set(health.state === 'running' && health.consumers.every((c) => c.state === 'running') ? 1 : 0);
+      },
+    });
   }
 
   text(): Promise<string> {
     return this.registry.metrics();
   }
 
-  /** Serves `/metrics` over HTTP; port 0 picks a free port (see the returned url). */
-  async serve(port: number, host = '0.0.0.0'): Promise<{ url: string; close(): Promise<void> }> {
+  /**
+   * Serves `/metrics` over HTTP, and any JSON `routes` given (health checks: a route answers a
+   * status and a body); port 0 picks a free port (see the returned url).
+   */
+  async serve(port: number, host: string, routes: Readonly<Record<string, () => Promise<{ status: number; body: unknown }>>> = {}): Promise<{ url: string; close(): Promise<void> }> {
     const server: Server = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404).end('not found; try /metrics\n');
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      const route = routes[path];
+      if (req.method === 'GET' && route !== undefined) {
+        route().then(
+          ({ status, body }) => res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`),
+          (error: unknown) => res.writeHead(500).end(`${(error as Error).message}\n`),
+        );
+        return;
+      }
+      if (req.method !== 'GET' || path !== '/metrics') {
+        res.writeHead(404).end(`not found; try ${['/metrics', ...Object.keys(routes)].join(', ')}\n`);
         return;
       }
       this.registry.metrics().then(
@@ -78,7 +119,7 @@ export class CollectorMetrics {
       server.listen(port, host, () => resolve());
     });
     const address = server.address() as AddressInfo;
-    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
     return {
       url: `http://${shownHost}:${address.port}/metrics`,
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),

@@ -12,6 +12,7 @@ import { openStore, type Store } from '../store/client.ts';
 import { refreshFeatures } from '../store/features.ts';
 import { migrate } from '../store/migrations.ts';
 import { Collector, type CollectorStats, type RecordWriter } from './collector.ts';
+import { readinessOf } from './health.ts';
 import { CollectorMetrics } from './metrics.ts';
 import type { RetryPolicy } from './retry.ts';
 import { storeRecordWriter } from './store-writer.ts';
@@ -24,8 +25,9 @@ export interface CollectorServiceOptions {
   readonly logger: Logger;
   /** Aborting it stops the service, like SIGTERM. */
   readonly signal?: AbortSignal;
-  /** Port of the `/metrics` endpoint; 0 picks a free one. Default 9464. */
+  /** Port of the `/metrics` endpoint; 0 picks a free one. Default: `collector.metrics_port`. */
   readonly metricsPort?: number;
+  /** Default: `collector.metrics_host` (loopback). */
   readonly metricsHost?: string;
   /** Install SIGTERM/SIGINT handlers (default true; tests pass false and use `signal`). */
   readonly handleSignals?: boolean;
@@ -61,6 +63,7 @@ export function transportFromConfig(config: LatticeConfig, logger: Logger): Tran
       logger: logger.child({ component: 'kafka' }),
       fetchMaxWaitMs: config.collector.flush_interval_ms,
       partitionsConsumedConcurrently: 2,
+      consumerRestartMaxMs: config.collector.consumer_restart_max_ms,
     });
   }
   return new InProcessTransport({ defaultPartitions: config.transport.partitions, batchMessagesMax: config.collector.batch_rows_max });
@@ -170,7 +173,22 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
       labels: { group: config.collector.group_id },
       processMetrics: true,
     });
-    const server = await metrics.serve(options.metricsPort ?? 9464, options.metricsHost);
+    const startedAtMs = Date.now();
+    const readiness = async () => {
+      const lag = await transport.lag(config.collector.group_id, config.transport.topic).catch(() => null);
+      return readinessOf({ health: collector.health(), lag, nowMs: Date.now(), startedAtMs, stallAfterMs: config.collector.stall_after_ms });
+    };
+    const server = await metrics.serve(options.metricsPort ?? config.collector.metrics_port, options.metricsHost ?? config.collector.metrics_host, {
+      // Liveness: the process supervises its consumers; it is dead only once the collector stopped.
+      '/healthz': async () => {
+        const r = await readiness();
+        return { status: collector.running ? 200 : 503, body: { status: collector.running ? 'alive' : 'stopped', consuming: r.ready, reasons: r.reasons, ...collector.health() } };
+      },
+      '/readyz': async () => {
+        const r = await readiness();
+        return { status: r.ready ? 200 : 503, body: { ready: r.ready, reasons: r.reasons, lag: r.lag, ...collector.health() } };
+      },
+    });
     cleanups.push(() => server.close());
 
     await collector.start();

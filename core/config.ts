@@ -42,6 +42,13 @@ export const configSchema = z
         batch_rows_max: positiveInt.default(5_000),
         flush_interval_ms: positiveInt.default(500),
         record_bytes_max: positiveInt.default(64 * 1024),
+        /** `/metrics`, `/healthz` and `/readyz`; loopback unless an operator opens it up. */
+        metrics_host: z.string().min(1).default('127.0.0.1'),
+        metrics_port: z.number().int().min(0).max(65535).default(9464),
+        /** Not ready when records wait (lag > 0) and no batch was handled for this long. */
+        stall_after_ms: positiveInt.default(30_000),
+        /** Longest backoff before a crashed consumer is rebuilt and rejoins its group. */
+        consumer_restart_max_ms: positiveInt.default(10_000),
       })
       .strict()
       .prefault({}),
@@ -66,6 +73,8 @@ const ENV_KEYS: ReadonlyArray<readonly [string, readonly [keyof LatticeConfig, s
   ['LATTICE_KAFKA_DLQ_TOPIC', ['transport', 'dlq_topic'], 'string'],
   ['LATTICE_KAFKA_PARTITIONS', ['transport', 'partitions'], 'int'],
   ['LATTICE_COLLECTOR_GROUP', ['collector', 'group_id'], 'string'],
+  ['LATTICE_COLLECTOR_METRICS_HOST', ['collector', 'metrics_host'], 'string'],
+  ['LATTICE_COLLECTOR_METRICS_PORT', ['collector', 'metrics_port'], 'int'],
   ['LATTICE_LOG_LEVEL', ['log_level'], 'string'],
 ];
 

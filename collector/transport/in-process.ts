@@ -130,6 +130,7 @@ export class InProcessTransport implements Transport {
     let running = false;
     let stopped = false;
     let loop: Promise<void> | undefined;
+    let lastBatchAtMs: number | undefined;
     for (const name of options.topics) this.topic(name).readers.add(group);
 
     const join = () => {
@@ -173,6 +174,7 @@ export class InProcessTransport implements Transport {
         const slot = `${batch.topic}:${batch.partition}`;
         try {
           await onBatch(batch);
+          lastBatchAtMs = Date.now();
           // Commit only after the handler stored the batch, and only if this member still owns
           // the partition (after a rebalance, the new owner re-reads from the committed offset).
           if (member.assigned.has(slot)) {
@@ -198,6 +200,8 @@ export class InProcessTransport implements Transport {
         leave();
         await loop;
       },
+      // One process, no group coordinator to lose: it runs until stopped.
+      health: () => ({ state: stopped ? 'stopped' : running ? 'running' : 'starting', restarts: 0, crashes: 0, ...(lastBatchAtMs !== undefined && { lastBatchAtMs }) }),
     };
   }
 

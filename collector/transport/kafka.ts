@@ -8,7 +8,7 @@ import { constants as zlibConstants, gzip, unzip } from 'node:zlib';
 import kafkajs, { CompressionTypes, Kafka, logLevel, type Consumer, type IHeaders, type Producer } from 'kafkajs';
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logging.ts';
-import type { ConsumerOptions, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
+import type { ConsumerHealth, ConsumerOptions, IncomingBatch, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
 
 const gzipFast = promisify(gzip);
 const unzipAsync = promisify(unzip);
@@ -38,6 +38,8 @@ export interface KafkaTransportOptions {
   readonly fetchMaxWaitMs?: number;
   /** Partitions whose batches are handled at once (the collector stores them in one insert). */
   readonly partitionsConsumedConcurrently?: number;
+  /** Longest wait before a crashed consumer is rebuilt (the backoff doubles up to it). */
+  readonly consumerRestartMaxMs?: number;
   /** max.message.bytes of the topics `ensureTopics` creates (default 16 MiB). */
   readonly topicMaxMessageBytes?: number;
 }
@@ -111,11 +113,33 @@ export class KafkaTransport implements Transport {
     };
   }
 
+  /**
+   * A consumer under supervision. kafkajs restarts itself after retriable failures, but a
+   * non-retriable one (a commit after the group moved on: "The coordinator is not aware of this
+   * member") ends it for good while the process stays up. Here a crash kafkajs will not recover
+   * from is followed, after a capped exponential backoff, by a new consumer that rejoins the
+   * group, forever until `stop`. While a handler runs, membership is kept alive by a heartbeat
+   * of its own, so a slow store does not make the group evict the member mid-batch.
+   */
   async createConsumer(options: ConsumerOptions): Promise<TransportConsumer> {
+    const supervisor = new SupervisedConsumer(() => this.connectConsumer(options), options, this.options.logger, this.options.consumerRestartMaxMs ?? 10_000, this.options.partitionsConsumedConcurrently ?? 1);
+    await supervisor.connectFirst();
+    this.open.add(supervisor);
+    return {
+      run: (onBatch) => supervisor.run(onBatch),
+      stop: async () => {
+        this.open.delete(supervisor);
+        await supervisor.disconnect();
+      },
+      health: () => supervisor.health(),
+    };
+  }
+
+  private async connectConsumer(options: ConsumerOptions): Promise<Consumer> {
     const consumer: Consumer = this.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: 10_000,
-      heartbeatInterval: 1_000,
+      heartbeatInterval: HEARTBEAT_INTERVAL_MS,
       retry: { retries: 10 },
       maxBytesPerPartition: this.options.fetchMaxBytesPerPartition ?? 4 * 1024 * 1024,
       maxBytes: 4 * (this.options.fetchMaxBytesPerPartition ?? 4 * 1024 * 1024),
@@ -129,35 +153,7 @@ export class KafkaTransport implements Transport {
       await consumer.disconnect().catch(() => undefined);
       throw unavailable(this.options.brokers, `join consumer group ${options.groupId}`, cause);
     }
-    this.open.add(consumer);
-    return {
-      run: async (onBatch) => {
-        await consumer.run({
-          autoCommit: false,
-          partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
-          eachBatchAutoResolve: false,
-          eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-            if (!isRunning() || isStale() || batch.messages.length === 0) return;
-            await onBatch({
-              topic: batch.topic,
-              partition: batch.partition,
-              messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers: headersOf(m.headers) })),
-              heartbeat,
-            });
-            // Advance the fetch position too: without it, a concurrent fetch (more than one
-            // partition in flight) reads the handled batch again.
-            resolveOffset(batch.lastOffset());
-            const next = (BigInt(batch.lastOffset()) + 1n).toString();
-            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
-            await heartbeat();
-          },
-        });
-      },
-      stop: async () => {
-        this.open.delete(consumer);
-        await consumer.disconnect();
-      },
-    };
+    return consumer;
   }
 
   async lag(groupId: string, topic: string): Promise<number> {
@@ -198,6 +194,130 @@ function headersOf(raw: IHeaders | undefined): Readonly<Record<string, string>> 
     if (first !== undefined) out[name] = first.toString();
   }
   return out;
+}
+
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
+/** Errors that mean "this member no longer owns the batch": the group moved on without it. */
+const MEMBERSHIP_ERRORS: ReadonlySet<string> = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+
+function isMembershipError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && MEMBERSHIP_ERRORS.has(String((error as { type?: unknown }).type));
+}
+
+type SupervisorState = 'idle' | 'running' | 'restarting' | 'stopped';
+
+class SupervisedConsumer {
+  private consumer: Consumer | undefined;
+  private state: SupervisorState = 'idle';
+  private restarts = 0;
+  private crashes = 0;
+  private lastError: string | undefined;
+  private lastBatchAtMs: number | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private onBatch: ((batch: IncomingBatch) => Promise<void>) | undefined;
+
+  constructor(
+    private readonly connect: () => Promise<Consumer>,
+    private readonly options: ConsumerOptions,
+    private readonly logger: Logger | undefined,
+    private readonly restartMaxMs: number,
+    private readonly concurrency: number,
+  ) {}
+
+  async connectFirst(): Promise<void> {
+    this.consumer = await this.connect();
+  }
+
+  health(): ConsumerHealth {
+    return { state: this.state === 'idle' ? 'starting' : this.state, restarts: this.restarts, crashes: this.crashes, ...(this.lastError !== undefined && { lastError: this.lastError }), ...(this.lastBatchAtMs !== undefined && { lastBatchAtMs: this.lastBatchAtMs }) };
+  }
+
+  async run(onBatch: (batch: IncomingBatch) => Promise<void>): Promise<void> {
+    if (this.onBatch !== undefined) throw new TransportError('TRANSPORT_FAILED', 'consumer is already running');
+    this.onBatch = onBatch;
+    await this.runCurrent();
+  }
+
+  private async runCurrent(): Promise<void> {
+    const consumer = this.consumer;
+    const onBatch = this.onBatch;
+    if (consumer === undefined || onBatch === undefined || this.state === 'stopped') return;
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.crashes++;
+      this.lastError = (event.payload.error as Error).message;
+      this.logger?.warn('Kafka consumer crashed', { group_id: this.options.groupId, error: this.lastError, kafkajs_restarts: event.payload.restart });
+      // kafkajs restarts after retriable failures itself; the rest is ours to recover.
+      if (!event.payload.restart) this.scheduleRestart();
+    });
+    this.state = 'running';
+    await consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: this.concurrency,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const keepAlive = setInterval(() => void heartbeat().catch(() => undefined), HEARTBEAT_INTERVAL_MS);
+        try {
+          await onBatch({
+            topic: batch.topic,
+            partition: batch.partition,
+            messages: batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers: headersOf(m.headers) })),
+            heartbeat,
+          });
+        } finally {
+          clearInterval(keepAlive);
+        }
+        this.lastBatchAtMs = Date.now();
+        // Advance the fetch position too: without it, a concurrent fetch (more than one
+        // partition in flight) reads the handled batch again.
+        resolveOffset(batch.lastOffset());
+        const next = (BigInt(batch.lastOffset()) + 1n).toString();
+        try {
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+          await heartbeat();
+        } catch (error) {
+          // The group moved on while the batch was handled: it is stored, not committed, and
+          // the partition's new owner reads it again (the store skips what it already holds).
+          if (!isMembershipError(error)) throw error;
+          this.logger?.warn('offset commit refused: the group rebalanced during the batch; it will be redelivered', { group_id: this.options.groupId, topic: batch.topic, partition: batch.partition, error });
+        }
+      },
+    });
+  }
+
+  private scheduleRestart(): void {
+    if (this.state === 'stopped' || this.restartTimer !== undefined) return;
+    this.state = 'restarting';
+    const delayMs = Math.min(this.restartMaxMs, 250 * 2 ** Math.min(this.restarts, 10));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      void this.restart();
+    }, delayMs);
+  }
+
+  private async restart(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.restarts++;
+    await this.consumer?.disconnect().catch(() => undefined);
+    try {
+      this.consumer = await this.connect();
+      this.logger?.info('Kafka consumer rejoined its group', { group_id: this.options.groupId, restarts: this.restarts });
+      await this.runCurrent();
+    } catch (error) {
+      this.lastError = (error as Error).message;
+      this.logger?.warn('Kafka consumer could not rejoin; retrying', { group_id: this.options.groupId, error: this.lastError });
+      this.state = 'running'; // let scheduleRestart move it to restarting again
+      this.scheduleRestart();
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    this.state = 'stopped';
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.consumer?.disconnect();
+  }
 }
 
 function unavailable(brokers: readonly string[], what: string, cause: unknown): TransportError {

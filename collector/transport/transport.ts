@@ -51,6 +51,18 @@ export interface ConsumerOptions {
 export interface TransportConsumer {
   run(onBatch: (batch: IncomingBatch) => Promise<void>): Promise<void>;
   stop(): Promise<void>;
+  /** Whether it is consuming, told truthfully (a crashed member says so until it has rejoined). */
+  health(): ConsumerHealth;
+}
+
+export interface ConsumerHealth {
+  readonly state: 'starting' | 'running' | 'restarting' | 'stopped';
+  /** Times the consumer was rebuilt after a crash it could not recover from by itself. */
+  readonly restarts: number;
+  readonly crashes: number;
+  readonly lastError?: string;
+  /** Wall-clock time the last batch was handled, ms since the Unix epoch. */
+  readonly lastBatchAtMs?: number;
 }
 
 export interface TopicSpec {
