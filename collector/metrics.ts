@@ -94,7 +94,7 @@ export class CollectorMetrics {
    * Serves `/metrics` over HTTP, and any JSON `routes` given (health checks: a route answers a
    * status and a body); port 0 picks a free port (see the returned url).
    */
-  async serve(port: number, host: string, routes: Readonly<Record<string, () => Promise<{ status: number; body: unknown }>>> = {}): Promise<{ url: string; close(): Promise<void> }> {
+  async serve(port: number, host: string, routes: Readonly<Record<string, () => Promise<{ status: number; body: unknown }>>> = {}): Promise<{ url: string; address: string; close(): Promise<void> }> {
     const server: Server = createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0] ?? '';
       const route = routes[path];
@@ -122,6 +122,7 @@ export class CollectorMetrics {
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
     return {
       url: `http://${shownHost}:${address.port}/metrics`,
+      address: address.address,
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     };
   }

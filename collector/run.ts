@@ -45,6 +45,8 @@ export interface CollectorServiceOptions {
 export interface CollectorServiceHandle {
   readonly stats: CollectorStats;
   readonly metricsUrl: string;
+  /** The address `/metrics` listens on (loopback by default). */
+  readonly metricsAddress: string;
   readonly collector: Collector;
   readonly store: Store;
   readonly transport: Transport;
@@ -210,7 +212,7 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
     if (stopRequested) void stop();
 
     log.info('collector service running', { metrics_url: server.url, store: store.location, transport: transport.kind });
-    return { stats: collector.stats, metricsUrl: server.url, collector, store, transport, stopped, stop, refreshFeatures: refresh };
+    return { stats: collector.stats, metricsUrl: server.url, metricsAddress: server.address, collector, store, transport, stopped, stop, refreshFeatures: refresh };
   } catch (error) {
     await cleanup();
     throw error;

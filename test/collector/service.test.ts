@@ -39,7 +39,6 @@ describe('collector service (in-process transport, embedded store)', () => {
       signal: abort.signal,
       handleSignals: false,
       metricsPort: 0,
-      metricsHost: '127.0.0.1',
       featuresIntervalMs: 100,
       retry: { initialDelayMs: 10, maxDelayMs: 50, multiplier: 2, attemptsMax: Number.POSITIVE_INFINITY },
       wrapWriter: (writer) => ({
@@ -68,6 +67,13 @@ describe('collector service (in-process transport, embedded store)', () => {
     await waitFor(() => service.stats.storeRetries >= 2, 10_000, 'retries during the outage');
     const during = await (await fetch(service.metricsUrl)).text();
     expect(metric(during, 'lattice_collector_consumer_lag')).toBeGreaterThan(0);
+    // Alive, but not ready: it says it is not storing, and why.
+    const healthDuring = await fetch(service.metricsUrl.replace('/metrics', '/healthz'));
+    expect(healthDuring.status).toBe(200);
+    expect(((await healthDuring.json()) as { consuming: boolean }).consuming).toBe(false);
+    const readyDuring = await fetch(service.metricsUrl.replace('/metrics', '/readyz'));
+    expect(readyDuring.status).toBe(503);
+    expect(((await readyDuring.json()) as { reasons: string[] }).reasons.join(' ')).toMatch(/not storing: the store has been unavailable/);
     outage = false;
 
     await waitFor(async () => (await transport.lag('svc-test', config.transport.topic)) === 0, 20_000, 'the service to drain');
@@ -90,6 +96,12 @@ describe('collector service (in-process transport, embedded store)', () => {
     expect(metric(text, 'lattice_collector_insert_duration_seconds_count')).toBeGreaterThan(0);
     expect(text).toContain('process_resident_memory_bytes');
     expect((await fetch(service.metricsUrl.replace('/metrics', '/nope'))).status).toBe(404);
+    const ready = await fetch(service.metricsUrl.replace('/metrics', '/readyz'));
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true, reasons: [], lag: 0 });
+    expect(metric(text, 'lattice_collector_consuming')).toBe(1);
+    // Nothing asked for another address, so the endpoint is on loopback only.
+    expect(service.metricsAddress).toBe('127.0.0.1');
   });
 
   it('stops gracefully on abort: features of the last records refreshed, endpoint closed', async () => {
