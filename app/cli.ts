@@ -11,6 +11,7 @@ import { registerChaosCommands } from './commands/chaos.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
 import { registerCollectCommand } from './commands/collect.ts';
 import { registerDemoCommand } from './commands/demo.ts';
+import { registerDlqCommands } from './commands/dlq.ts';
 import { registerStoreCommands } from './commands/store.ts';
 
 export interface GlobalOptions {
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log level for stderr logs').choices(['debug', 'info', 'warn', 'error', 'silent']));
   registerDemoCommand(program);
   registerCollectCommand(program);
+  registerDlqCommands(program);
   registerStoreCommands(program);
   registerChaosCommands(program);
   registerClusterCommands(program);

@@ -216,6 +216,10 @@ export class InProcessTransport implements Transport {
     return total;
   }
 
+  async readTopic(topicName: string, options: { messagesMax: number }): Promise<IncomingMessage[]> {
+    return this.messages(topicName).slice(0, options.messagesMax);
+  }
+
   /** Every message still retained in a topic, for tests and dead-letter reports. */
   messages(topicName: string): IncomingMessage[] {
     const topic = this.topics.get(topicName);

@@ -8,7 +8,7 @@ import { constants as zlibConstants, gzip, unzip } from 'node:zlib';
 import kafkajs, { CompressionTypes, Kafka, logLevel, type Consumer, type IHeaders, type Producer } from 'kafkajs';
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logging.ts';
-import type { ConsumerHealth, ConsumerOptions, IncomingBatch, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
+import type { ConsumerHealth, ConsumerOptions, IncomingBatch, IncomingMessage, TopicSpec, Transport, TransportConsumer, TransportProducer } from './transport.ts';
 
 const gzipFast = promisify(gzip);
 const unzipAsync = promisify(unzip);
@@ -156,6 +156,64 @@ export class KafkaTransport implements Transport {
     return consumer;
   }
 
+  /**
+   * kafkajs has no fetch without a group, so a throwaway group reads from the beginning up to
+   * the end offsets seen at the start, and is deleted afterwards.
+   */
+  async readTopic(topic: string, options: { messagesMax: number }): Promise<IncomingMessage[]> {
+    const admin = this.kafka.admin();
+    const groupId = `lattice-read-${topic}-${process.pid}-${Date.now()}`;
+    let ends: Map<number, bigint>;
+    try {
+      await admin.connect();
+      const offsets = await admin.fetchTopicOffsets(topic);
+      ends = new Map(offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)]));
+    } catch (cause) {
+      await admin.disconnect().catch(() => undefined);
+      throw unavailable(this.options.brokers, `read the offsets of ${topic}`, cause);
+    }
+    const out: IncomingMessage[] = [];
+    try {
+      if (ends.size === 0) return out;
+      const consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: HEARTBEAT_INTERVAL_MS });
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      const remaining = new Set(ends.keys());
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`partitions ${[...remaining].join(', ')} not read to their end within ${READ_TOPIC_TIMEOUT_MS} ms`)), READ_TOPIC_TIMEOUT_MS);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        consumer.on(consumer.events.CRASH, (event) => {
+          clearTimeout(timer);
+          reject(event.payload.error);
+        });
+        void consumer
+          .run({
+            eachBatch: async ({ batch }) => {
+              const end = ends.get(batch.partition);
+              if (end === undefined) return;
+              for (const m of batch.messages) {
+                if (BigInt(m.offset) >= end || out.length >= options.messagesMax) break;
+                out.push({ topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers: headersOf(m.headers) });
+              }
+              if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(batch.partition);
+              if (remaining.size === 0 || out.length >= options.messagesMax) done();
+            },
+          })
+          .catch(reject);
+      });
+      await consumer.disconnect();
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+      return out.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+    } catch (cause) {
+      throw unavailable(this.options.brokers, `read ${topic}`, cause);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   async lag(groupId: string, topic: string): Promise<number> {
     const admin = this.kafka.admin();
     try {
@@ -197,6 +255,8 @@ function headersOf(raw: IHeaders | undefined): Readonly<Record<string, string>> 
 }
 
 const HEARTBEAT_INTERVAL_MS = 1_000;
+/** A topic read for inspection gives up after this long (a broker that stopped answering). */
+const READ_TOPIC_TIMEOUT_MS = 30_000;
 
 /** Errors that mean "this member no longer owns the batch": the group moved on without it. */
 const MEMBERSHIP_ERRORS: ReadonlySet<string> = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);

@@ -75,6 +75,11 @@ export interface Transport {
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
   createProducer(): Promise<TransportProducer>;
   createConsumer(options: ConsumerOptions): Promise<TransportConsumer>;
+  /**
+   * The messages a topic holds now, oldest first per partition, at most `messagesMax` (for
+   * inspection: the dead-letter topic). Joins no consumer group that others read with.
+   */
+  readTopic(topic: string, options: { messagesMax: number }): Promise<IncomingMessage[]>;
   /** Messages in `topic` not yet committed by `groupId` (all partitions). */
   lag(groupId: string, topic: string): Promise<number>;
   close(): Promise<void>;
