@@ -30,6 +30,15 @@ export function nodeKey(clusterSecret: string, node: NodeId): Buffer {
 }
 
 /**
+ * The key an operator's tools (`cluster status`) authenticate with to a node's admin port. It
+ * only lets its holder read status, and every holder of the cluster secret can derive it; it is
+ * separate from the node keys so a status client never holds a key that can speak for a replica.
+ */
+export function adminKey(clusterSecret: string): Buffer {
+  return derivedKey(clusterSecret, 'lattice-admin-key');
+}
+
+/**
  * A MAC computed on first read. Neither the HMAC nor its input (the JSON) is computed at sign():
  * only when something reads `mac` (a copy, JSON on a wire, a certificate that embeds the message,
  * a full verify()). In the simulator every receiver verifies by identity (below), so most MACs

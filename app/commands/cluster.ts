@@ -25,7 +25,7 @@ function fraction(name: string) {
 }
 
 export function registerClusterCommands(program: Command): void {
-  const cluster = program.command('cluster').description('run the cluster as real OS processes talking TCP on 127.0.0.1, and load it');
+  const cluster = program.command('cluster').description('run the cluster as real OS processes talking TCP (on 127.0.0.1 unless told otherwise), and load it');
 
   cluster
     .command('up')
@@ -33,9 +33,10 @@ export function registerClusterCommands(program: Command): void {
     .addOption(new Option('-p, --protocol <name>', 'protocol').choices(['pbft', 'epaxos']).default('pbft'))
     .option('-n, --nodes <n>', 'replicas (PBFT: 3f+1, EPaxos: 2f+1)', integerOption('--nodes', 3))
     .option('--base-port <port>', 'first replica port (default: free ports)', integerOption('--base-port', 1))
+    .option('--listen-host <address>', 'address every replica listens on; 0.0.0.0 makes the cluster reachable from other hosts', '127.0.0.1')
     .addOption(new Option('--trace <mode>', 'where each node\'s trace records go: NDJSON files in the run directory, the Kafka transitions topic (brokers and topic from the configuration), or nowhere').choices(['ndjson', 'kafka', 'off']).default('ndjson'))
     .option('--json', 'print JSON')
-    .action(async (options: { protocol: 'pbft' | 'epaxos'; nodes?: number; basePort?: number; trace: 'ndjson' | 'kafka' | 'off'; json?: boolean }, command: Command) => {
+    .action(async (options: { protocol: 'pbft' | 'epaxos'; nodes?: number; basePort?: number; listenHost: string; trace: 'ndjson' | 'kafka' | 'off'; json?: boolean }, command: Command) => {
       const nodes = options.nodes ?? (options.protocol === 'pbft' ? 4 : 5);
       if (options.trace === 'kafka') {
         // The node processes inherit the environment: hand them the validated Kafka settings.
@@ -47,6 +48,7 @@ export function registerClusterCommands(program: Command): void {
       const up = await clusterUp({
         protocol: options.protocol,
         nodes,
+        listenHost: options.listenHost,
         trace: options.trace === 'off' ? 'off' : 'ndjson',
         ...(options.trace === 'kafka' && { traceSinkModule: KAFKA_TRACE_SINK }),
         ...(options.basePort !== undefined && { basePort: options.basePort }),

@@ -3,7 +3,7 @@
  * query with its full peer mesh connected, and records the cluster in `<runDir>/cluster.json`
  * (ports, pids, protocol) so `lattice cluster load` / `cluster down` in another process can find
  * it. Each node's stdout and stderr go to `<runDir>/node-<i>.log`, its trace to
- * `<runDir>/node-<i>.ndjson`.
+ * `<runDir>/node-<i>.ndjson`. Nodes listen on loopback unless `listenHost` says otherwise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,8 +15,10 @@ import { systemClock } from '../../core/clock.ts';
 import { LatticeError } from '../../core/errors.ts';
 import { DEFAULT_PROTOCOL_OPTIONS, type ProtocolOptions } from '../protocol.ts';
 import { queryStatus } from './admin-client.ts';
+import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { SECRET_FILE_ENV, formatNodeArgs, type TraceMode } from './node-args.ts';
 import { loadProtocol, type TcpProtocolName } from './protocols.ts';
+import { readClusterSecret } from './secret.ts';
 import type { NodeStatus } from './wire.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,6 +31,11 @@ export interface StartClusterOptions {
   readonly nodes: number;
   /** Node i listens on basePort + i; 0 or absent: pick free ports. */
   readonly basePort?: number;
+  /** The address every node listens on; default 127.0.0.1, so nothing is reachable from other
+   * hosts unless asked for (e.g. 0.0.0.0). */
+  readonly listenHost?: string;
+  /** Where nodes, clients and status queries reach the nodes; default the listen host, or
+   * 127.0.0.1 when that is a wildcard address. */
   readonly host?: string;
   readonly runId?: string;
   /** Default `.lattice/cluster/<runId>` under the current directory. */
@@ -36,7 +43,8 @@ export interface StartClusterOptions {
   readonly options?: Partial<ProtocolOptions>;
   readonly trace?: TraceMode;
   readonly traceSinkModule?: string;
-  readonly maxFrameBytes?: number;
+  /** Connection limits for every node (limits.ts); default the defaults. */
+  readonly limits?: Partial<ConnectionLimits>;
   /** Let the nodes outlive this process (`lattice cluster up`); default false. */
   readonly detached?: boolean;
   /** Nodes exit when this process does; default: true unless detached. */
@@ -52,6 +60,8 @@ export interface ClusterFile {
   readonly run_id: string;
   readonly protocol: TcpProtocolName;
   readonly host: string;
+  /** Absent in files written before the listen address was configurable (they used `host`). */
+  readonly listen_host?: string;
   readonly nodes: number;
   readonly f: number;
   readonly ports: readonly number[];
@@ -107,11 +117,14 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterHa
   if (!Number.isInteger(n) || n < protocol.minReplicas) {
     throw new LatticeError('CONFIG_INVALID', `${opts.protocol} needs an integer number of nodes >= ${protocol.minReplicas}, got ${n}`);
   }
-  const host = opts.host ?? '127.0.0.1';
+  const listenHost = opts.listenHost ?? '127.0.0.1';
+  const host = opts.host ?? connectHostFor(listenHost);
+  // Checked here too, so a bad limit fails `cluster up` at once rather than every node at start-up.
+  resolveConnectionLimits(opts.limits);
   const runId = opts.runId ?? newRunId(opts.protocol);
   const runDir = resolve(opts.runDir ?? join(DEFAULT_CLUSTER_BASE_DIR, runId));
   mkdirSync(runDir, { recursive: true });
-  const ports = opts.basePort ? Array.from({ length: n }, (_, i) => (opts.basePort as number) + i) : await findFreePorts(n, host);
+  const ports = opts.basePort ? Array.from({ length: n }, (_, i) => (opts.basePort as number) + i) : await findFreePorts(n, listenHost);
   const secretFile = join(runDir, 'secret');
   writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const options: ProtocolOptions = { ...DEFAULT_PROTOCOL_OPTIONS, ...opts.options };
@@ -124,12 +137,13 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterHa
       protocol: opts.protocol,
       ports,
       host,
+      listenHost,
       runId,
       runDir,
       trace: opts.trace ?? 'ndjson',
       traceSinkModule: opts.traceSinkModule ?? null,
       options,
-      maxFrameBytes: opts.maxFrameBytes ?? null,
+      limits: opts.limits ?? {},
       exitWithParent: (opts.exitWithParent ?? !opts.detached) ? process.pid : null,
     });
     const child = spawn(process.execPath, [...(opts.nodeExecArgv ?? []), '--import', 'tsx', NODE_MAIN, ...argv], {
@@ -149,6 +163,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterHa
     run_id: runId,
     protocol: opts.protocol,
     host,
+    listen_host: listenHost,
     nodes: n,
     f: protocol.faultTolerance(n),
     ports,
@@ -159,9 +174,11 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterHa
   };
   const clusterFile = join(runDir, CLUSTER_FILE_NAME);
   writeFileSync(clusterFile, JSON.stringify(info, null, 2) + '\n');
-  const handle = createHandle(info, clusterFile, children);
+  // What the nodes will read: the secret file, unless the environment overrides it for them too.
+  const clusterSecret = readClusterSecret(secretFile);
+  const handle = createHandle(info, clusterFile, children, clusterSecret);
   try {
-    await waitUntilReady(info, exits, opts.readyTimeoutMs ?? 30_000);
+    await waitUntilReady(info, clusterSecret, exits, opts.readyTimeoutMs ?? 30_000);
   } catch (error) {
     await handle.stop(500);
     throw error;
@@ -169,7 +186,12 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterHa
   return handle;
 }
 
-async function waitUntilReady(info: ClusterFile, exits: ReadonlyMap<number, { code: number | null; signal: NodeJS.Signals | null }>, timeoutMs: number): Promise<void> {
+/** Where to reach a node listening on `listenHost`: itself, or loopback for a wildcard. */
+export function connectHostFor(listenHost: string): string {
+  return listenHost === '0.0.0.0' || listenHost === '::' || listenHost === '' ? '127.0.0.1' : listenHost;
+}
+
+async function waitUntilReady(info: ClusterFile, clusterSecret: string, exits: ReadonlyMap<number, { code: number | null; signal: NodeJS.Signals | null }>, timeoutMs: number): Promise<void> {
   const deadline = nowMs() + timeoutMs;
   const ready = new Set<number>();
   while (ready.size < info.nodes) {
@@ -184,7 +206,7 @@ async function waitUntilReady(info: ClusterFile, exits: ReadonlyMap<number, { co
       info.ports.map(async (port, node) => {
         if (ready.has(node)) return;
         try {
-          const status = await queryStatus(info.host, port, 500);
+          const status = await queryStatus({ host: info.host, port, node, clusterSecret }, 500);
           if (status.connectedPeers === info.nodes - 1) ready.add(node);
         } catch {
           // not listening yet
@@ -202,11 +224,11 @@ function logTail(runDir: string, node: number): string {
   return `${path}: ${text}`;
 }
 
-function createHandle(info: ClusterFile, clusterFile: string, children: readonly ChildProcess[]): ClusterHandle {
+function createHandle(info: ClusterFile, clusterFile: string, children: readonly ChildProcess[], clusterSecret: string): ClusterHandle {
   return {
     info,
     clusterFile,
-    status: (timeoutMs = 1000) => statusOf(info, timeoutMs),
+    status: (timeoutMs = 1000) => statusOf(info, timeoutMs, clusterSecret),
     async kill(node, signal = 'SIGKILL') {
       const child = children[node];
       if (child === undefined) throw new RangeError(`no node ${node}`);
@@ -230,8 +252,9 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function statusOf(info: ClusterFile, timeoutMs = 1000): Promise<NodeStatus[]> {
-  const results = await Promise.all(info.ports.map((port) => queryStatus(info.host, port, timeoutMs).catch(() => null)));
+/** Status of every node that answers; the admin hello's key derives from the cluster's secret. */
+export async function statusOf(info: ClusterFile, timeoutMs = 1000, clusterSecret = readClusterSecret(info.secret_file)): Promise<NodeStatus[]> {
+  const results = await Promise.all(info.ports.map((port, node) => queryStatus({ host: info.host, port, node, clusterSecret }, timeoutMs).catch(() => null)));
   return results.filter((s): s is NodeStatus => s !== null);
 }
 

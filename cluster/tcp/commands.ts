@@ -20,7 +20,7 @@ import type { NodeStatus } from './wire.ts';
 /** What `cluster up` passes on to startCluster (always detached: the nodes outlive the CLI),
  * plus where its runs and latest.json live. */
 export interface ClusterUpOptions
-  extends Pick<StartClusterOptions, 'protocol' | 'nodes' | 'basePort' | 'host' | 'runId' | 'runDir' | 'trace' | 'traceSinkModule' | 'options' | 'exitWithParent'> {
+  extends Pick<StartClusterOptions, 'protocol' | 'nodes' | 'basePort' | 'listenHost' | 'host' | 'limits' | 'runId' | 'runDir' | 'trace' | 'traceSinkModule' | 'options' | 'exitWithParent'> {
   /** Where runs and latest.json live; default `.lattice/cluster`. */
   readonly baseDir?: string;
 }
@@ -31,6 +31,7 @@ export interface ClusterUpResult {
   readonly nodes: number;
   readonly f: number;
   readonly host: string;
+  readonly listen_host: string;
   readonly ports: readonly number[];
   readonly pids: readonly number[];
   readonly cluster_file: string;
@@ -71,6 +72,7 @@ export async function clusterUp(opts: ClusterUpOptions): Promise<ClusterUpResult
     nodes: info.nodes,
     f: info.f,
     host: info.host,
+    listen_host: info.listen_host ?? info.host,
     ports: info.ports,
     pids: info.pids,
     cluster_file: handle.clusterFile,

@@ -34,10 +34,15 @@ export function encodeFrame(value: unknown, maxFrameBytes = DEFAULT_MAX_FRAME_BY
   return frame;
 }
 
+/** What `FrameDecoder.next` returns when no complete frame is buffered. */
+export const NO_FRAME: unique symbol = Symbol('lattice.framing.no-frame');
+
 /**
  * Turns a byte stream into frames. `push` returns the complete frames in the chunk (possibly none)
- * and keeps a partial tail for the next chunk; it throws FrameTooLargeError or FrameDecodeError,
- * after which the stream is out of sync and the connection must be dropped.
+ * and keeps a partial tail for the next chunk; `append` and `next` do the same one frame at a
+ * time, for a reader whose limit changes between frames (a node raises it once a connection has
+ * authenticated, which may be in the middle of a chunk). Both throw FrameTooLargeError or
+ * FrameDecodeError, after which the stream is out of sync and the connection must be dropped.
  */
 export class FrameDecoder {
   /** Unconsumed bytes, kept as chunks so a large frame arriving in pieces is copied once. */
@@ -46,32 +51,42 @@ export class FrameDecoder {
   /** Payload length of the frame being assembled, once its header is known. */
   private expected = -1;
 
-  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+  constructor(private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+
+  /** The limit for frames whose header has not been read yet. */
+  setMaxFrameBytes(maxFrameBytes: number): void {
+    this.maxFrameBytes = maxFrameBytes;
+  }
 
   push(chunk: Buffer): unknown[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
+    this.append(chunk);
     const frames: unknown[] = [];
-    for (;;) {
-      if (this.expected < 0) {
-        if (this.buffered < FRAME_HEADER_BYTES) break;
-        const header = this.take(FRAME_HEADER_BYTES);
-        const payloadBytes = header.readUInt32BE(0);
-        if (payloadBytes > this.maxFrameBytes) throw new FrameTooLargeError(payloadBytes, this.maxFrameBytes);
-        this.expected = payloadBytes;
-      }
-      if (this.buffered < this.expected) break;
-      const payload = this.take(this.expected);
-      this.expected = -1;
-      try {
-        frames.push(JSON.parse(payload.toString('utf8')));
-      } catch (error) {
-        throw new FrameDecodeError(`frame of ${payload.length} bytes is not valid JSON`, error);
-      }
-    }
+    for (let frame = this.next(); frame !== NO_FRAME; frame = this.next()) frames.push(frame);
     return frames;
+  }
+
+  append(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  next(): unknown {
+    if (this.expected < 0) {
+      if (this.buffered < FRAME_HEADER_BYTES) return NO_FRAME;
+      const header = this.take(FRAME_HEADER_BYTES);
+      const payloadBytes = header.readUInt32BE(0);
+      if (payloadBytes > this.maxFrameBytes) throw new FrameTooLargeError(payloadBytes, this.maxFrameBytes);
+      this.expected = payloadBytes;
+    }
+    if (this.buffered < this.expected) return NO_FRAME;
+    const payload = this.take(this.expected);
+    this.expected = -1;
+    try {
+      return JSON.parse(payload.toString('utf8'));
+    } catch (error) {
+      throw new FrameDecodeError(`frame of ${payload.length} bytes is not valid JSON`, error);
+    }
   }
 
   /** Bytes held back waiting for the rest of a frame. */

@@ -2,7 +2,8 @@
  * The load generator: closed-loop clients (each keeps exactly one operation outstanding) driving
  * a running cluster over TCP through the protocol's own client logic (`createClient`) on real
  * time. One connection per replica carries every client of this process; replicas route replies
- * by client id (see wire.ts `hello`).
+ * by client id, for the ids the connection's hellos proved (one tag per id under that client's
+ * key, see hello-auth.ts).
  *
  * Workload: each operation is a read with probability `readRatio`, else a write. With probability
  * `conflictRate` it touches the one hot key all clients share, otherwise one of `keys` keys
@@ -30,6 +31,7 @@ import { createRequestSigner } from '../auth.ts';
 import { readClusterFile } from './cluster-manager.ts';
 import { readClusterSecret } from './secret.ts';
 import { encodeFrame } from './framing.ts';
+import { clientHellos, helloKeysFromSecret } from './hello-auth.ts';
 import { OutboundLink } from './outbound-link.ts';
 import { loadProtocol, type TcpProtocolName } from './protocols.ts';
 import { LatencyRecorder, type LatencySummaryMs } from './latency.ts';
@@ -134,13 +136,13 @@ class LoadRun {
 
   async execute(): Promise<LoadResult> {
     const clientIds = Array.from({ length: this.clientCount }, (_, i) => this.clientIdBase + i);
-    const hello = { t: 'hello', role: 'client', clients: clientIds };
-    for (const port of this.target.ports) {
+    const keys = helloKeysFromSecret(this.target.clusterSecret);
+    for (const [node, port] of this.target.ports.entries()) {
       this.links.push(
         new OutboundLink({
           host: this.target.host,
           port,
-          hello,
+          hello: () => clientHellos(keys, clientIds, node),
           onFrame: (raw) => {
             const frame = parseFrame(raw);
             if (frame?.t === 'reply') this.clients.get(frame.r.clientId)?.onReply(frame.r);

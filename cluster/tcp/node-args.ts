@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type FieldError } from '../../core/errors.ts';
 import { DEFAULT_PROTOCOL_OPTIONS, type ProtocolOptions } from '../protocol.ts';
+import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { isTcpProtocolName, type TcpProtocolName } from './protocols.ts';
 
 export type TraceMode = 'ndjson' | 'off';
@@ -13,14 +14,18 @@ export interface NodeArgs {
   readonly node: number;
   readonly protocol: TcpProtocolName;
   readonly ports: readonly number[];
+  /** Where the other replicas are reached. */
   readonly host: string;
+  /** The address this node listens on (127.0.0.1 unless told otherwise). */
+  readonly listenHost: string;
   readonly runId: string;
   readonly runDir: string;
   readonly trace: TraceMode;
   /** Module exporting `createTraceSink` (see trace-output.ts); overrides `trace`. */
   readonly traceSinkModule: string | null;
   readonly options: ProtocolOptions;
-  readonly maxFrameBytes: number | null;
+  /** Overrides of the connection limits (limits.ts); {} for the defaults. */
+  readonly limits: Partial<ConnectionLimits>;
   /** Exit when this process is gone (a cluster owned by a test or a bench must not outlive it). */
   readonly exitWithParent: number | null;
 }
@@ -35,13 +40,14 @@ export function formatNodeArgs(args: NodeArgs): string[] {
     '--protocol', args.protocol,
     '--ports', args.ports.join(','),
     '--host', args.host,
+    '--listen-host', args.listenHost,
     '--run-id', args.runId,
     '--run-dir', args.runDir,
     '--trace', args.trace,
     '--options', JSON.stringify(args.options),
   ];
   if (args.traceSinkModule !== null) argv.push('--trace-sink-module', args.traceSinkModule);
-  if (args.maxFrameBytes !== null) argv.push('--max-frame-bytes', String(args.maxFrameBytes));
+  if (Object.keys(args.limits).length > 0) argv.push('--limits', JSON.stringify(args.limits));
   if (args.exitWithParent !== null) argv.push('--exit-with-parent', String(args.exitWithParent));
   return argv;
 }
@@ -54,12 +60,13 @@ export function parseNodeArgs(argv: readonly string[]): NodeArgs {
       protocol: { type: 'string' },
       ports: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
+      'listen-host': { type: 'string', default: '127.0.0.1' },
       'run-id': { type: 'string' },
       'run-dir': { type: 'string' },
       trace: { type: 'string', default: 'ndjson' },
       'trace-sink-module': { type: 'string' },
       options: { type: 'string' },
-      'max-frame-bytes': { type: 'string' },
+      limits: { type: 'string' },
       'exit-with-parent': { type: 'string' },
     },
     strict: true,
@@ -83,8 +90,22 @@ export function parseNodeArgs(argv: readonly string[]): NodeArgs {
       errors.push({ path: 'options', message: 'expected JSON protocol options' });
     }
   }
-  const maxFrameBytes = values['max-frame-bytes'] === undefined ? null : Number(values['max-frame-bytes']);
-  if (maxFrameBytes !== null && !(Number.isInteger(maxFrameBytes) && maxFrameBytes > 0)) errors.push({ path: 'max-frame-bytes', message: 'expected a positive integer' });
+  let limits: Partial<ConnectionLimits> = {};
+  if (values.limits !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(values.limits);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError('not an object');
+      limits = parsed as Partial<ConnectionLimits>;
+    } catch {
+      errors.push({ path: 'limits', message: 'expected a JSON object of connection limits' });
+    }
+    try {
+      resolveConnectionLimits(limits);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      for (const e of error.fieldErrors) errors.push({ path: `limits.${e.path}`, message: e.message });
+    }
+  }
   const exitWithParent = values['exit-with-parent'] === undefined ? null : Number(values['exit-with-parent']);
   if (exitWithParent !== null && !(Number.isInteger(exitWithParent) && exitWithParent > 0)) errors.push({ path: 'exit-with-parent', message: 'expected a pid' });
   if (errors.length > 0) throw new ConfigError(errors, 'the node command line');
@@ -93,12 +114,13 @@ export function parseNodeArgs(argv: readonly string[]): NodeArgs {
     protocol: protocol as TcpProtocolName,
     ports,
     host: values.host ?? '127.0.0.1',
+    listenHost: values['listen-host'] ?? '127.0.0.1',
     runId: values['run-id'] as string,
     runDir: values['run-dir'] as string,
     trace: trace as TraceMode,
     traceSinkModule: values['trace-sink-module'] ?? null,
     options,
-    maxFrameBytes,
+    limits,
     exitWithParent,
   };
 }

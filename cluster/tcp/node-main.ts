@@ -2,6 +2,7 @@
  * Entry point of one replica process:
  *   node --import tsx cluster/tcp/node-main.ts --node 0 --protocol pbft --ports 7001,7002,7003,7004 \
  *     --run-id R --run-dir .lattice/cluster/R [--trace ndjson|off] [--trace-sink-module M.ts]
+ *     [--host 127.0.0.1] [--listen-host 127.0.0.1] [--limits '{"connectionsMax":256,...}']
  * The cluster secret comes from $LATTICE_CLUSTER_SECRET or the file named by
  * $LATTICE_CLUSTER_SECRET_FILE (written by `cluster up`). Prints one `LATTICE_NODE_READY {json}`
  * line once listening; SIGTERM/SIGINT flush the trace and exit 0. A protocol exception is a bug:
@@ -26,11 +27,12 @@ async function main(): Promise<void> {
     protocol,
     ports: args.ports,
     host: args.host,
+    listenHost: args.listenHost,
     runId: args.runId,
     clusterSecret: readClusterSecret(),
     options: args.options,
     traceSink,
-    maxFrameBytes: args.maxFrameBytes ?? undefined,
+    limits: args.limits,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   let stopping = false;

@@ -2,11 +2,12 @@
  * One replica as a real process: implements `ReplicaEnv` on the wall clock (core/clock.ts
  * `systemClock`), Node timers and TCP sockets, so the unchanged protocol code that runs in the
  * simulator runs here. One listening port per node serves peers (protocol messages), clients
- * (requests in, replies out) and admin status queries; see wire.ts.
+ * (requests in, replies out) and admin status queries; see wire.ts. Who may connect, and what it
+ * may cost the node, is inbound.ts's business.
  *
  * This is the effectful edge of the cluster: setTimeout is allowed here and only here.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { systemClock } from '../../core/clock.ts';
 import { createRng } from '../../core/rng.ts';
 import type { TraceSink } from '../../core/sink.ts';
@@ -28,24 +29,30 @@ import {
 } from '../protocol.ts';
 import { initBlake3 } from '../state/blake3.ts';
 import { VerifiedStateMachine } from '../state/verified-state-machine.ts';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.ts';
-import { FrameWriter } from './frame-writer.ts';
+import { encodeFrame } from './framing.ts';
+import { helloKeysFromSecret, peerHello } from './hello-auth.ts';
+import { InboundConnections } from './inbound.ts';
+import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { OutboundLink } from './outbound-link.ts';
 import { TraceBuffer } from './trace-output.ts';
-import { parseFrame, type NodeStatus } from './wire.ts';
+import type { NodeStatus } from './wire.ts';
 
 export interface NodeConfig {
   readonly id: NodeId;
   readonly protocol: ProtocolDefinition;
   /** Listening port of every replica, indexed by node id. */
   readonly ports: readonly number[];
+  /** Where the other replicas are reached; default 127.0.0.1. */
   readonly host?: string;
+  /** The address this node listens on; default 127.0.0.1 (loopback only). */
+  readonly listenHost?: string;
   readonly runId: string;
   readonly clusterSecret: string;
   readonly options?: ProtocolOptions;
   /** Where trace records go; null: no trace (e.g. a raw throughput benchmark). */
   readonly traceSink: TraceSink | null;
-  readonly maxFrameBytes?: number;
+  /** Bounds on connections, frames and inbound memory; defaults in limits.ts. */
+  readonly limits?: Partial<ConnectionLimits>;
   /** Called on transport-level problems worth a log line (bad frames); default: silent. */
   readonly log?: (line: string) => void;
 }
@@ -53,6 +60,7 @@ export interface NodeConfig {
 export interface RunningNode {
   readonly id: NodeId;
   readonly port: number;
+  readonly listenHost: string;
   status(): NodeStatus;
   /** Stops timers and sockets, flushes the trace. */
   stop(): Promise<void>;
@@ -73,14 +81,11 @@ class TcpNode implements ReplicaEnv, RunningNode {
   readonly auth: Authenticator;
   readonly stateMachine = new VerifiedStateMachine({ keepLog: false });
   readonly port: number;
+  readonly listenHost: string;
   private readonly replica: Replica;
   private readonly links = new Map<NodeId, OutboundLink>();
   private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly writers = new Set<FrameWriter>();
-  private closedWriterWrites = 0;
-  /** Which accepted connection carries replies for a client id (the last one it registered on). */
-  private readonly clientWriters = new Map<number, FrameWriter>();
+  private readonly inbound: InboundConnections;
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly traceBuffer: TraceBuffer | null;
   private readonly maxFrameBytes: number;
@@ -91,7 +96,6 @@ class TcpNode implements ReplicaEnv, RunningNode {
   private receivedSinceRecord = 0;
   private messagesSent = 0;
   private messagesReceived = 0;
-  private framesRejected = 0;
   private stopped = false;
 
   constructor(private readonly config: NodeConfig) {
@@ -110,16 +114,40 @@ class TcpNode implements ReplicaEnv, RunningNode {
     this.f = config.protocol.faultTolerance(n);
     this.rng = createRng(`${config.runId}/node/${config.id}`);
     this.auth = createAuthenticator(config.clusterSecret, config.id, n);
-    this.maxFrameBytes = config.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const limits = resolveConnectionLimits(config.limits, `node ${config.id}'s connection limits`);
+    this.maxFrameBytes = limits.frameBytesMax;
+    this.listenHost = config.listenHost ?? '127.0.0.1';
     this.traceBuffer = config.traceSink === null ? null : new TraceBuffer(config.traceSink, { onError: (e) => this.log(`trace sink write failed: ${String(e)}`) });
     const host = config.host ?? '127.0.0.1';
-    const hello = { t: 'hello', role: 'peer', node: this.id };
+    const keys = helloKeysFromSecret(config.clusterSecret);
     for (const peer of this.replicas) {
       if (peer === this.id) continue;
       const peerPort = config.ports[peer] as number;
-      this.links.set(peer, new OutboundLink({ host, port: peerPort, hello, maxFrameBytes: this.maxFrameBytes }));
+      this.links.set(peer, new OutboundLink({ host, port: peerPort, hello: () => [peerHello(keys, this.id, peer)], maxFrameBytes: this.maxFrameBytes }));
     }
-    this.server = createServer((socket) => this.accept(socket));
+    this.inbound = new InboundConnections({
+      self: this.id,
+      replicaCount: n,
+      limits,
+      keys,
+      verifyMessage: (message) => this.auth.verify(message),
+      handler: {
+        onMessage: (message) => {
+          if (this.stopped) return;
+          this.receivedSinceRecord++;
+          this.messagesReceived++;
+          this.replica.onMessage(message);
+        },
+        onClientRequest: (request) => {
+          if (this.stopped) return;
+          this.receivedSinceRecord++;
+          this.replica.onClientRequest(request);
+        },
+        status: () => this.status(),
+      },
+      log: (line) => this.log(line),
+    });
+    this.server = createServer((socket) => this.inbound.accept(socket));
     this.replica = config.protocol.createReplica(this, config.options ?? DEFAULT_PROTOCOL_OPTIONS);
     this.replica.start();
   }
@@ -127,7 +155,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.port, this.config.host ?? '127.0.0.1', () => {
+      this.server.listen(this.port, this.listenHost, () => {
         this.server.off('error', reject);
         resolve();
       });
@@ -156,7 +184,9 @@ class TcpNode implements ReplicaEnv, RunningNode {
   private encodeMessage(message: Message): Buffer {
     const cached = this.lastEncoded;
     if (cached !== null && cached.message === message) return cached.frame;
-    const frame = encodeFrame({ t: 'msg', m: message }, this.maxFrameBytes);
+    // Another replica's signed message (PBFT relays NEW-VIEW and checkpoint votes) goes as `fwd`:
+    // the receiver checks a `msg` against the sending peer, a `fwd` against its signer.
+    const frame = encodeFrame({ t: message.from === this.id ? 'msg' : 'fwd', m: message }, this.maxFrameBytes);
     if (cached === null) queueMicrotask(() => (this.lastEncoded = null));
     this.lastEncoded = { message, frame };
     return frame;
@@ -173,7 +203,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
   }
 
   replyToClient(reply: ClientReply): void {
-    const writer = this.clientWriters.get(reply.clientId);
+    const writer = this.inbound.writerFor(reply.clientId);
     if (writer === undefined || this.stopped) return;
     this.sentSinceRecord++;
     writer.write(encodeFrame({ t: 'reply', r: reply }, this.maxFrameBytes));
@@ -229,69 +259,6 @@ class TcpNode implements ReplicaEnv, RunningNode {
     buffer.push(record);
   }
 
-  // Connections -------------------------------------------------------------------------------
-
-  private accept(socket: Socket): void {
-    if (this.stopped) {
-      socket.destroy();
-      return;
-    }
-    socket.setNoDelay(true);
-    this.sockets.add(socket);
-    const decoder = new FrameDecoder(this.maxFrameBytes);
-    const writer = new FrameWriter(socket);
-    this.writers.add(writer);
-    socket.on('data', (chunk: Buffer) => {
-      let frames: unknown[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (error) {
-        // The stream is out of sync after a bad header: nothing later on it can be trusted.
-        this.framesRejected++;
-        this.log(`node ${this.id}: dropping connection from ${socket.remoteAddress}:${socket.remotePort}: ${(error as Error).message}`);
-        socket.destroy();
-        return;
-      }
-      for (const raw of frames) this.onFrame(raw, writer);
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      this.writers.delete(writer);
-      this.closedWriterWrites += writer.writes;
-      for (const [clientId, w] of this.clientWriters) if (w === writer) this.clientWriters.delete(clientId);
-    });
-  }
-
-  private onFrame(raw: unknown, writer: FrameWriter): void {
-    if (this.stopped) return;
-    const frame = parseFrame(raw);
-    if (frame === null) {
-      this.framesRejected++;
-      return;
-    }
-    switch (frame.t) {
-      case 'msg':
-        this.receivedSinceRecord++;
-        this.messagesReceived++;
-        this.replica.onMessage(frame.m);
-        return;
-      case 'req':
-        this.receivedSinceRecord++;
-        this.clientWriters.set(frame.r.clientId, writer);
-        this.replica.onClientRequest(frame.r);
-        return;
-      case 'hello':
-        if (frame.role === 'client') for (const clientId of frame.clients) this.clientWriters.set(clientId, writer);
-        return;
-      case 'status':
-        writer.write(encodeFrame({ t: 'status_ok', s: this.status() }, this.maxFrameBytes));
-        return;
-      default:
-        this.framesRejected++;
-    }
-  }
-
   status(): NodeStatus {
     const check = this.stateMachine.check();
     let connectedPeers = 0;
@@ -313,18 +280,18 @@ class TcpNode implements ReplicaEnv, RunningNode {
       messagesSent: this.messagesSent,
       messagesReceived: this.messagesReceived,
       messagesDropped: dropped,
-      framesRejected: this.framesRejected,
+      framesRejected: this.inbound.framesRejected,
       traceRecords: this.traceBuffer?.accepted ?? 0,
       traceDropped: this.traceBuffer?.dropped ?? 0,
       socketWrites: this.socketWrites(),
+      ...this.inbound.status(),
     };
   }
 
   private socketWrites(): number {
     let writes = 0;
     for (const link of this.links.values()) writes += link.writes;
-    for (const writer of this.writers) writes += writer.writes;
-    return writes + this.closedWriterWrites;
+    return writes + this.inbound.socketWrites;
   }
 
   async stop(): Promise<void> {
@@ -333,7 +300,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
     for (const timeout of this.timers.values()) clearTimeout(timeout);
     this.timers.clear();
     for (const link of this.links.values()) link.close();
-    for (const socket of this.sockets) socket.destroy();
+    this.inbound.closeAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.traceBuffer?.flush();
     const sink = this.config.traceSink as (TraceSink & { close?: () => Promise<void> }) | null;

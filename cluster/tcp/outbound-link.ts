@@ -1,6 +1,7 @@
 /**
  * One outbound TCP connection to a node, kept alive across the peer's restarts: it reconnects
- * with capped exponential backoff, re-sends its `hello` on every connection, and holds frames
+ * with capped exponential backoff, sends a freshly made `hello` on every connection (a hello is
+ * good for one connection: its nonce may not be used twice), and holds frames
  * written while disconnected in a bounded queue. Consensus protocols retransmit on timeout, so
  * when the queue is full the oldest frames are dropped (and counted) rather than growing memory
  * without bound while a peer is down.
@@ -14,8 +15,8 @@ import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.ts
 export interface OutboundLinkOptions {
   readonly host: string;
   readonly port: number;
-  /** The frame sent first on every (re)connection. */
-  readonly hello: unknown;
+  /** The frames sent first on every (re)connection, made anew each time (see hello-auth.ts). */
+  readonly hello: () => readonly unknown[];
   /** Frames received on this connection (replies, status answers). */
   readonly onFrame?: (frame: unknown) => void;
   readonly onConnectedChange?: (connected: boolean) => void;
@@ -36,7 +37,6 @@ export class OutboundLink {
   private flushScheduled = false;
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | null = null;
-  private readonly helloFrame: Buffer;
   private readonly maxQueuedBytes: number;
   private readonly maxFrameBytes: number;
   /** Frames dropped because the queue or the socket buffer was full. */
@@ -52,7 +52,6 @@ export class OutboundLink {
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.retryMs = options.reconnectMinMs ?? 20;
-    this.helloFrame = encodeFrame(options.hello, this.maxFrameBytes);
     this.connect();
   }
 
@@ -125,7 +124,7 @@ export class OutboundLink {
     const decoder = new FrameDecoder(this.maxFrameBytes);
     socket.on('connect', () => {
       this.retryMs = this.options.reconnectMinMs ?? 20;
-      socket.write(this.helloFrame);
+      socket.write(Buffer.concat(this.options.hello().map((frame) => encodeFrame(frame, this.maxFrameBytes))));
       this.setConnected(true);
       this.flush();
     });

@@ -1,20 +1,73 @@
 /**
  * The frames nodes, clients and the manager exchange over one TCP port per node. The first frame
- * on a connection says who is speaking (`hello`); a peer connection then carries protocol
- * messages, a client connection carries requests one way and replies the other, and an admin
- * connection asks for status. Frames are checked for shape only: message authenticity is the
- * protocol's job (HMAC via env.auth), as in the simulator.
+ * on a connection must be a `hello` that proves who is speaking (hello-auth.ts); a peer
+ * connection then carries protocol messages (`msg` for its own, `fwd` for another replica's it
+ * relays), a client connection carries requests for the ids it proved one way and replies the
+ * other, and an admin connection asks for status. This module checks shapes only; the node checks
+ * hellos, and every message's MAC against its sender (inbound.ts), before the protocol sees it.
  */
 import type { ClientReply, ClientRequest, Message, NodeId } from '../protocol.ts';
 
-export type HelloFrame =
-  | { readonly t: 'hello'; readonly role: 'peer'; readonly node: NodeId }
-  /** `clients`: every client id whose replies this connection should carry. */
-  | { readonly t: 'hello'; readonly role: 'client'; readonly clients: readonly number[] }
-  | { readonly t: 'hello'; readonly role: 'admin' };
+/** Fields every hello carries; see hello-auth.ts for what the tags cover. */
+interface HelloBase {
+  readonly t: 'hello';
+  /** The receiving node: a hello for another node is refused. */
+  readonly to: NodeId;
+  /** The sender's clock, ms since the epoch. */
+  readonly ts: number;
+  readonly nonce: string;
+}
+export interface PeerHello extends HelloBase {
+  readonly role: 'peer';
+  readonly node: NodeId;
+  readonly mac: string;
+}
+export interface ClientHello extends HelloBase {
+  readonly role: 'client';
+  /** Every client id whose replies this connection should carry... */
+  readonly clients: readonly number[];
+  /** ...each with its own tag, under that client's key, in the same order. */
+  readonly macs: readonly string[];
+}
+export interface AdminHello extends HelloBase {
+  readonly role: 'admin';
+  readonly mac: string;
+}
+export type HelloFrame = PeerHello | ClientHello | AdminHello;
+
+/** Why a connection was refused at its hello (the node counts each). */
+export type HelloRejectReason =
+  /** The first frame is not a hello. */
+  | 'not_hello'
+  /** A hello with missing or mistyped fields. */
+  | 'malformed'
+  /** The first frame announces more than unauthenticatedFrameBytesMax. */
+  | 'frame_too_large'
+  /** The first frame is not valid JSON. */
+  | 'bad_frame'
+  | 'bad_mac'
+  /** Addressed to another node. */
+  | 'wrong_node'
+  /** Its timestamp is further than helloFreshnessMs from this node's clock. */
+  | 'stale'
+  /** Its nonce was already used. */
+  | 'replayed'
+  /** The nonce memory is full of fresh nonces (helloNoncesMax); refused rather than unchecked. */
+  | 'replay_cache_full'
+  | 'too_many_clients'
+  /** A peer id that is not another replica of this cluster. */
+  | 'unknown_identity'
+  /** Nothing authenticated within helloTimeoutMs. */
+  | 'timeout';
 
 export interface MessageFrame {
   readonly t: 'msg';
+  readonly m: Message;
+}
+/** A message signed by another replica, relayed as is (PBFT forwards NEW-VIEW and checkpoint
+ * votes): its MAC is checked against its own sender, not against the connection's peer. */
+export interface RelayFrame {
+  readonly t: 'fwd';
   readonly m: Message;
 }
 export interface RequestFrame {
@@ -29,8 +82,29 @@ export interface StatusRequestFrame {
   readonly t: 'status';
 }
 
+/** What a node's inbound side counts (inbound.ts); part of NodeStatus. */
+export interface InboundStatus {
+  /** Accepted connections open now, by what they proved to be. */
+  readonly connectionsOpen: number;
+  readonly connectionsOpenByRole: { readonly unauthenticated: number; readonly peer: number; readonly client: number; readonly admin: number };
+  /** Refused at accept: connectionsMax or unauthenticatedConnectionsMax reached. */
+  readonly connectionsRejected: number;
+  /** Closed because their buffered bytes would have taken the total past inboundBytesMax. */
+  readonly connectionsClosedMemory: number;
+  /** Peer connections closed after authFailuresMax messages failing verification. */
+  readonly connectionsClosedAuth: number;
+  /** Connections refused at their hello, and why. */
+  readonly hellosRejected: number;
+  readonly hellosRejectedByReason: Readonly<Partial<Record<HelloRejectReason, number>>>;
+  /** Peer messages dropped for a bad MAC or a sender other than the connection's peer. */
+  readonly messagesAuthFailed: number;
+  /** Bytes held in partial frames across connections now, and the most ever held. */
+  readonly inboundBufferedBytes: number;
+  readonly inboundBufferedBytesPeak: number;
+}
+
 /** What a node says about itself; the manager's readiness check and the tests read it. */
-export interface NodeStatus {
+export interface NodeStatus extends InboundStatus {
   readonly node: NodeId;
   readonly protocol: string;
   readonly pid: number;
@@ -56,7 +130,7 @@ export interface StatusFrame {
   readonly s: NodeStatus;
 }
 
-export type Frame = HelloFrame | MessageFrame | RequestFrame | ReplyFrame | StatusRequestFrame | StatusFrame;
+export type Frame = HelloFrame | MessageFrame | RelayFrame | RequestFrame | ReplyFrame | StatusRequestFrame | StatusFrame;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
@@ -87,6 +161,8 @@ export function parseFrame(v: unknown): Frame | null {
   switch (v.t) {
     case 'msg':
       return isMessage(v.m) ? (v as unknown as MessageFrame) : null;
+    case 'fwd':
+      return isMessage(v.m) ? (v as unknown as RelayFrame) : null;
     case 'req':
       return isClientRequest(v.r) ? (v as unknown as RequestFrame) : null;
     case 'reply':
@@ -95,11 +171,14 @@ export function parseFrame(v: unknown): Frame | null {
       return { t: 'status' };
     case 'status_ok':
       return isObject(v.s) && isInt(v.s.node) ? (v as unknown as StatusFrame) : null;
-    case 'hello':
-      if (v.role === 'peer' && isInt(v.node)) return v as unknown as HelloFrame;
-      if (v.role === 'client' && Array.isArray(v.clients) && v.clients.every(isInt)) return v as unknown as HelloFrame;
-      if (v.role === 'admin') return { t: 'hello', role: 'admin' };
+    case 'hello': {
+      // Shape only; whether it proves anything is hello-auth.ts's question.
+      if (!isInt(v.to) || !isInt(v.ts) || typeof v.nonce !== 'string') return null;
+      if (v.role === 'peer' && isInt(v.node) && typeof v.mac === 'string') return v as unknown as HelloFrame;
+      if (v.role === 'client' && Array.isArray(v.clients) && v.clients.every(isInt) && Array.isArray(v.macs) && v.macs.every((m) => typeof m === 'string')) return v as unknown as HelloFrame;
+      if (v.role === 'admin' && typeof v.mac === 'string') return v as unknown as HelloFrame;
       return null;
+    }
     default:
       return null;
   }

@@ -50,7 +50,12 @@ export function tcpClusterSuite(spec: TcpClusterSpec): TcpClusterSuite {
     const converged = await waitForConvergence(() => running().status(), { expectNodes: spec.nodes });
     expect(converged.converged).toBe(true);
     expect(converged.statuses.every((s) => s.executed === 300 && s.digestsMatch)).toBe(true);
-    expect(converged.statuses.every((s) => s.framesRejected === 0)).toBe(true);
+    // Every connection authenticated at its hello, and every peer message verified at the transport
+    // (a relayed message sent as the relayer's own would show up in messagesAuthFailed).
+    for (const s of converged.statuses) {
+      expect(s).toMatchObject({ framesRejected: 0, hellosRejected: 0, messagesAuthFailed: 0, connectionsClosedAuth: 0, connectionsRejected: 0, connectionsClosedMemory: 0 });
+      expect(s.connectionsOpenByRole.peer).toBe(spec.nodes - 1);
+    }
   });
 
   const survivors = Array.from({ length: spec.nodes }, (_, i) => i).filter((i) => !spec.kill.includes(i));
@@ -62,6 +67,7 @@ export function tcpClusterSuite(spec: TcpClusterSpec): TcpClusterSuite {
     expect(converged.converged).toBe(true);
     expect(converged.statuses.map((s) => s.node).sort()).toEqual(survivors);
     expect(converged.statuses.every((s) => s.executed === 500)).toBe(true);
+    expect(converged.statuses.every((s) => s.messagesAuthFailed === 0 && s.hellosRejected === 0)).toBe(true);
   });
 
   return { runDir, cluster: running };

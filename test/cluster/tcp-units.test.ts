@@ -71,7 +71,10 @@ describe('wire frames', () => {
     const request = { clientId: 3, requestId: 9, op: { kind: 'cas', key: 'k', expected: null, value: 'v' } };
     expect(parseFrame({ t: 'req', r: request })).toEqual({ t: 'req', r: request });
     expect(parseFrame({ t: 'msg', m: { type: 'COMMIT', from: 1, mac: 'x' } })?.t).toBe('msg');
-    expect(parseFrame({ t: 'hello', role: 'client', clients: [1, 2] })?.t).toBe('hello');
+    expect(parseFrame({ t: 'hello', role: 'client', clients: [1, 2], macs: ['a', 'b'], to: 0, ts: 1, nonce: 'n' })?.t).toBe('hello');
+    expect(parseFrame({ t: 'fwd', m: { type: 'COMMIT', from: 1, mac: 'x' } })?.t).toBe('fwd');
+    // The shape before authentication changed: a hello without target, time and nonce is malformed.
+    expect(parseFrame({ t: 'hello', role: 'client', clients: [1, 2] })).toBeNull();
     expect(parseFrame({ t: 'reply', r: { clientId: 1, requestId: 1, replica: 0, view: 0, result: { value: null, applied: true } } })?.t).toBe('reply');
     expect(parseFrame({ t: 'req', r: { ...request, op: { kind: 'drop', key: 'k' } } })).toBeNull();
     expect(parseFrame({ t: 'msg', m: { type: 'COMMIT', from: '1' } })).toBeNull();
@@ -88,22 +91,26 @@ describe('node arguments', () => {
       protocol: 'epaxos',
       ports: [7001, 7002, 7003],
       host: '127.0.0.1',
+      listenHost: '0.0.0.0',
       runId: 'run-1',
       runDir: '/tmp/run-1',
       trace: 'off',
       traceSinkModule: '/x/kafka-sink.ts',
       options: { ...DEFAULT_PROTOCOL_OPTIONS, timeoutUs: 50_000 },
-      maxFrameBytes: 4096,
+      limits: { frameBytesMax: 4 * 1024 * 1024, connectionsMax: 32, unauthenticatedConnectionsMax: 16, authFailuresMax: 3 },
       exitWithParent: 4242,
     };
     expect(parseNodeArgs(formatNodeArgs(args))).toEqual(args);
+    // Defaults: loopback only, the default limits.
+    const minimal = parseNodeArgs(['--node', '0', '--protocol', 'toy', '--ports', '7001', '--run-id', 'r', '--run-dir', '/tmp/r']);
+    expect(minimal).toMatchObject({ host: '127.0.0.1', listenHost: '127.0.0.1', limits: {} });
   });
 
   it('reports every invalid field', () => {
-    const error = captureError(() => parseNodeArgs(['--node', '5', '--protocol', 'raft', '--ports', '1,2', '--trace', 'kafka']));
+    const error = captureError(() => parseNodeArgs(['--node', '5', '--protocol', 'raft', '--ports', '1,2', '--trace', 'kafka', '--limits', '{"connectionsMax":0,"bogus":1}']));
     expect(error).toBeInstanceOf(ConfigError);
     const paths = (error as ConfigError).fieldErrors.map((e) => e.path);
-    expect(paths).toEqual(expect.arrayContaining(['node', 'protocol', 'run-id', 'run-dir', 'trace']));
+    expect(paths).toEqual(expect.arrayContaining(['node', 'protocol', 'run-id', 'run-dir', 'trace', 'limits.connectionsMax', 'limits.bogus']));
   });
 });
 
