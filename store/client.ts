@@ -13,6 +13,7 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import { StoreError } from '../core/errors.ts';
 import type { LatticeConfig } from '../core/config.ts';
+import { classifyStoreError, observeHttpFailures } from './errors.ts';
 
 export type StoreKind = 'embedded' | 'server';
 
@@ -36,7 +37,8 @@ export async function openStore(config: LatticeConfig['store']): Promise<Store> 
     await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
   } catch (cause) {
     await client.close().catch(() => undefined);
-    throw new StoreError('STORE_UNAVAILABLE', `cannot reach the ${kind} ClickHouse store at ${location}: ${(cause as Error).message}`, { retriable: true, cause });
+    // Classified by code like every store call: a refused connection is retriable, a wrong password is not.
+    throw classifyStoreError(cause, `opening the ${kind} ClickHouse store at ${location}`);
   }
   let closed = false;
   return {
@@ -75,5 +77,7 @@ function connectServer(config: LatticeConfig['store'], url: string): { client: C
     request_timeout: config.request_timeout_ms,
     clickhouse_settings: { date_time_input_format: 'best_effort' },
   });
-  return { client, kind: 'server', location: url };
+  // Failed calls remember the HTTP status and request timeout they met (the client keeps both
+  // to itself), so store/errors.ts can classify them by code.
+  return { client: observeHttpFailures(client), kind: 'server', location: url };
 }

@@ -3,9 +3,9 @@
  * table's sorting key is the event id's parts, so a redelivered batch collapses on merge, and
  * every count here reads with FINAL so it never sees a duplicate.
  */
-import { StoreError } from '../core/errors.ts';
 import { TRACE_FIELDS, type TraceRecord } from '../core/trace-schema.ts';
 import type { Store } from './client.ts';
+import { classifyStoreError } from './errors.ts';
 
 export async function insertTransitions(store: Store, records: readonly TraceRecord[]): Promise<void> {
   if (records.length === 0) return;
@@ -64,12 +64,5 @@ export async function storedVersions(store: Store, ranges: readonly NodeSeqRange
   return queryRows<TraceRecord>(store, `SELECT ${columns} FROM ${store.table('transitions')} WHERE ${conditions.join(' OR ')} SETTINGS output_format_json_quote_64bit_integers = 0`, params);
 }
 
-/** Connection-level failures are worth retrying; a rejected statement is not. */
-export function classifyStoreError(cause: unknown, what: string): StoreError {
-  const message = cause instanceof Error ? cause.message : String(cause);
-  const code = (cause as { code?: string } | null)?.code;
-  const connectionLevel = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '') || /timeout|socket hang up|closed|ECONNREFUSED/i.test(message);
-  return connectionLevel
-    ? new StoreError('STORE_UNAVAILABLE', `${what} failed, store unavailable: ${message}`, { retriable: true, cause })
-    : new StoreError('STORE_QUERY_FAILED', `${what} failed: ${message}`, { cause });
-}
+/** Store failures are classified in one table by backend code (store/errors.ts); re-exported for the callers that import it from here. */
+export { classifyStoreError } from './errors.ts';
