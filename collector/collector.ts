@@ -156,7 +156,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const members = Math.max(1, this.options.consumers ?? 1);
     for (let i = 0; i < members; i++) this.consumers.push(await transport.createConsumer({ groupId, topics: [topic], fromBeginning: true }));
     this.options.logger.info('collector started', { topic, dlq_topic: dlqTopic, group_id: groupId, transport: transport.kind, consumers: members });
-    for (const consumer of this.consumers) await consumer.run((batch) => this.handleBatch(batch));
+    // Together: a member that joins after another has started waits for that one's rebalance,
+    // which waits for its batch in hand (with a backlog, a whole fetch) to finish.
+    await Promise.all(this.consumers.map((consumer) => consumer.run((batch) => this.handleBatch(batch))));
   }
 
   /**

@@ -52,6 +52,32 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The cluster nodes' trace producers (collector/producer-sink.ts, collector/spool.ts). */
+    producer: z
+      .object({
+        /** Root of the on-disk spools; each producer has a directory of its own under it (`<client_id>-node-<n>`). */
+        spool_dir: z.string().min(1).default('.lattice/spool'),
+        /** One producer's spool files in total, at most; past it, records are dropped into gap records. */
+        spool_bytes_max: positiveInt.min(64 * 1024, 'expected at least 65536').default(256 * 1024 * 1024),
+        /** A spool segment file is sealed before it grows past this (or a quarter of spool_bytes_max, if smaller). */
+        spool_segment_bytes: positiveInt.min(4 * 1024, 'expected at least 4096').default(8 * 1024 * 1024),
+        /** Longest time spooled records stay only in the page cache (0: fdatasync every write). */
+        spool_fsync_interval_ms: z.number().int().min(0).default(1_000),
+        /** Records held in memory before the producer spools. */
+        buffered_records_max: positiveInt.default(50_000),
+        batch_records_max: positiveInt.default(2_000),
+        linger_ms: z.number().int().min(0).default(20),
+        retry_backoff_initial_ms: positiveInt.default(100),
+        retry_backoff_max_ms: positiveInt.default(5_000),
+        /** One send attempt's bound (the Kafka client's own retries run inside it); then backoff and again. */
+        send_timeout_ms: positiveInt.default(10_000),
+        /** How long a stopping node keeps delivering before it leaves the rest in its spool. */
+        close_timeout_ms: positiveInt.default(2_000),
+        /** Producer metrics of node processes on loopback: node i at metrics_port + i (0: any free port). Absent: off. */
+        metrics_port: z.number().int().min(0).max(65535).optional(),
+      })
+      .strict()
+      .prefault({}),
     log_level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   })
   .strict();
@@ -73,6 +99,17 @@ const ENV_KEYS: ReadonlyArray<readonly [string, readonly [keyof LatticeConfig, s
   ['LATTICE_KAFKA_DLQ_TOPIC', ['transport', 'dlq_topic'], 'string'],
   ['LATTICE_KAFKA_PARTITIONS', ['transport', 'partitions'], 'int'],
   ['LATTICE_COLLECTOR_GROUP', ['collector', 'group_id'], 'string'],
+  ['LATTICE_PRODUCER_SPOOL_DIR', ['producer', 'spool_dir'], 'string'],
+  ['LATTICE_PRODUCER_SPOOL_BYTES_MAX', ['producer', 'spool_bytes_max'], 'int'],
+  ['LATTICE_PRODUCER_SPOOL_SEGMENT_BYTES', ['producer', 'spool_segment_bytes'], 'int'],
+  ['LATTICE_PRODUCER_SPOOL_FSYNC_INTERVAL_MS', ['producer', 'spool_fsync_interval_ms'], 'int'],
+  ['LATTICE_PRODUCER_BUFFERED_RECORDS_MAX', ['producer', 'buffered_records_max'], 'int'],
+  ['LATTICE_PRODUCER_RETRY_BACKOFF_MAX_MS', ['producer', 'retry_backoff_max_ms'], 'int'],
+  ['LATTICE_PRODUCER_SEND_TIMEOUT_MS', ['producer', 'send_timeout_ms'], 'int'],
+  ['LATTICE_PRODUCER_CLOSE_TIMEOUT_MS', ['producer', 'close_timeout_ms'], 'int'],
+  ['LATTICE_PRODUCER_METRICS_PORT', ['producer', 'metrics_port'], 'int'],
+  ['LATTICE_COLLECTOR_BATCH_ROWS_MAX', ['collector', 'batch_rows_max'], 'int'],
+  ['LATTICE_COLLECTOR_FLUSH_INTERVAL_MS', ['collector', 'flush_interval_ms'], 'int'],
   ['LATTICE_COLLECTOR_METRICS_HOST', ['collector', 'metrics_host'], 'string'],
   ['LATTICE_COLLECTOR_METRICS_PORT', ['collector', 'metrics_port'], 'int'],
   ['LATTICE_LOG_LEVEL', ['log_level'], 'string'],
