@@ -48,7 +48,11 @@ function tagOf(key: Buffer, role: string, identity: string | number, to: NodeId,
 
 function tagMatches(expected: string, given: unknown): boolean {
   if (typeof given !== 'string' || given.length !== expected.length) return false;
-  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+  // Compared as bytes: a string of the right length may still be longer in UTF-8, and
+  // timingSafeEqual throws on unequal lengths (inside a socket handler, that would stop the node).
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 const nowMs = (): number => Math.round(systemClock.nowUs() / 1000);

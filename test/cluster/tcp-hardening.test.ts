@@ -305,6 +305,8 @@ describe('peer hellos', () => {
       ['wrong_node', peerHello(1, 2)],
       ['bad_mac', peerHello(1, 0, { macTo: 2 })],
       ['bad_mac', peerHello(1, 0, { secret: 'another-cluster' })],
+      // As many characters as a tag, more bytes: must be a plain mismatch, not a thrown error.
+      ['bad_mac', { ...peerHello(1, 0), mac: 'é'.repeat(22) }],
       ['replayed', good],
       ['stale', peerHello(1, 0, { ts: Date.now() - 2 * DEFAULT_CONNECTION_LIMITS.helloFreshnessMs })],
       ['unknown_identity', peerHello(0, 0)],
@@ -317,7 +319,7 @@ describe('peer hellos', () => {
       raws.push(raw);
     }
     await waitFor(() => raws.every((r) => r.closed), 'every bad hello to be closed');
-    expect(node.status().hellosRejectedByReason).toEqual({ wrong_node: 1, bad_mac: 2, replayed: 1, stale: 1, unknown_identity: 2 });
+    expect(node.status().hellosRejectedByReason).toEqual({ wrong_node: 1, bad_mac: 3, replayed: 1, stale: 1, unknown_identity: 2 });
     expect(accepted.closed).toBe(false);
   });
 });
