@@ -95,6 +95,8 @@ export interface CollectorHealth {
   readonly consumers: readonly ConsumerHealth[];
   /** While store calls fail: since when (wall clock, ms). */
   readonly storeUnavailableSinceMs?: number;
+  /** Start of the oldest store call still waiting for an answer (a hung store shows here). */
+  readonly storeCallWaitingSinceMs?: number;
 }
 const TRANSITIONS: Record<State, readonly State[]> = { idle: ['running', 'stopped'], running: ['stopping'], stopping: ['stopped'], stopped: [] };
 
@@ -106,12 +108,16 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private readonly groupCommit: GroupCommitWriter;
   /** Set by the first failed store call, cleared by the next success. */
   private storeUnavailableSinceMs: number | undefined;
+  /** Start times of the store calls in flight. */
+  private readonly storeCallsInFlight = new Set<{ readonly sinceMs: number }>();
+  private readonly writer: RecordWriter;
 
   constructor(private readonly options: CollectorOptions) {
     super();
     if (options.batchRowsMax < 1 || options.recordBytesMax < 1) throw new RangeError('batchRowsMax and recordBytesMax must be >= 1');
+    this.writer = this.observed(options.writer);
     this.groupCommit = new GroupCommitWriter({
-      writer: options.writer,
+      writer: this.writer,
       rowsMax: options.batchRowsMax,
       flushIntervalMs: options.flushIntervalMs ?? 500,
       retry: options.retry ?? STORE_RETRY,
@@ -123,7 +129,6 @@ export class Collector extends EventEmitter<CollectorEvents> {
         if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying insert', { attempt, delay_ms: delayMs, error });
       },
       onStored: (rows, insertMs) => {
-        this.storeUnavailableSinceMs = undefined;
         this.stats.stored += rows;
         this.stats.inserts++;
         this.stats.lastInsertMs = insertMs;
@@ -138,6 +143,31 @@ export class Collector extends EventEmitter<CollectorEvents> {
       state: this.state,
       consumers: this.consumers.map((c) => c.health()),
       ...(this.storeUnavailableSinceMs !== undefined && { storeUnavailableSinceMs: this.storeUnavailableSinceMs }),
+      ...(this.storeCallsInFlight.size > 0 && { storeCallWaitingSinceMs: Math.min(...[...this.storeCallsInFlight].map((c) => c.sinceMs)) }),
+    };
+  }
+
+  /** The writer, with every call's time in flight recorded and each success clearing the outage. */
+  private observed(writer: RecordWriter): RecordWriter {
+    const track = <T>(call: () => Promise<T>): Promise<T> => {
+      const entry = { sinceMs: Date.now() };
+      this.storeCallsInFlight.add(entry);
+      return call().then(
+        (value) => {
+          this.storeCallsInFlight.delete(entry);
+          this.storeUnavailableSinceMs = undefined;
+          return value;
+        },
+        (error: unknown) => {
+          this.storeCallsInFlight.delete(entry);
+          throw error;
+        },
+      );
+    };
+    return {
+      write: (records, rows) => track(() => writer.write(records, rows)),
+      storedVersions: (ranges) => track(() => writer.storedVersions(ranges)),
+      writeGaps: (gaps) => track(() => writer.writeGaps(gaps)),
     };
   }
 
@@ -233,7 +263,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       // Unavailable (and shutting down): rethrow, so the batch stays uncommitted and is redelivered.
       if (!(error instanceof LatticeError) || error.retriable) throw error;
       // The store refused some rows of this chunk: find which, so the rest are stored.
-      const rejected = await insertBisecting(chunk.entries, (entries) => this.storeRetrying(() => this.options.writer.write(entries.map((e) => e.record)), heartbeat), () => this.stats.bisections++);
+      const rejected = await insertBisecting(chunk.entries, (entries) => this.storeRetrying(() => this.writer.write(entries.map((e) => e.record)), heartbeat), () => this.stats.bisections++);
       const bad = new Set(rejected.map((r) => r.item));
       for (const entry of chunk.entries) if (!bad.has(entry)) all.push(entry.record);
       this.stats.stored += chunk.entries.length - bad.size;
@@ -292,7 +322,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       }
     }
     if (ranges.size === 0) return units;
-    const stored = await this.storeRetrying(() => this.options.writer.storedVersions([...ranges.values()]), heartbeat);
+    const stored = await this.storeRetrying(() => this.writer.storedVersions([...ranges.values()]), heartbeat);
     const storedById = new Map<string, string[]>();
     for (const record of stored) {
       const versions = storedById.get(record.event_id);
@@ -331,7 +361,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   private async storeGaps(gaps: readonly GapEntry[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<void> {
     if (gaps.length === 0) return;
-    const rejected = await insertBisecting(gaps, (some) => this.storeRetrying(() => this.options.writer.writeGaps(some.map((g) => g.gap)), heartbeat));
+    const rejected = await insertBisecting(gaps, (some) => this.storeRetrying(() => this.writer.writeGaps(some.map((g) => g.gap)), heartbeat));
     const bad = new Set(rejected.map((r) => r.item));
     for (const { item, error } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(error)], { index: item.index, value: item.bytes }));
     const storedGaps = gaps.filter((g) => !bad.has(g));

@@ -30,6 +30,7 @@ export function readinessOf(input: ReadinessInput): Readiness {
     if (consumer.state !== 'running') reasons.push(`not consuming: consumer ${i} is ${consumer.state} (crashes ${consumer.crashes}, restarts ${consumer.restarts}${consumer.lastError ? `, last error: ${consumer.lastError}` : ''})`);
   }
   if (health.storeUnavailableSinceMs !== undefined) reasons.push(`not storing: the store has been unavailable for ${seconds(nowMs - health.storeUnavailableSinceMs)}`);
+  else if (health.storeCallWaitingSinceMs !== undefined && nowMs - health.storeCallWaitingSinceMs > stallAfterMs) reasons.push(`not storing: a store call has waited ${seconds(nowMs - health.storeCallWaitingSinceMs)} for an answer`);
   if (lag === null) reasons.push('lag unknown: the broker did not answer');
   else if (lag > 0) {
     const last = Math.max(input.startedAtMs, ...health.consumers.map((c) => c.lastBatchAtMs ?? 0));

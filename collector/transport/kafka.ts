@@ -103,7 +103,7 @@ export class KafkaTransport implements Transport {
         try {
           await producer.send({ topic, compression: this.options.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP, messages: messages.map((m) => (m.headers === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, headers: { ...m.headers } })) });
         } catch (cause) {
-          throw new TransportError('TRANSPORT_FAILED', `send to ${topic} failed: ${(cause as Error).message}`, { retriable: true, cause });
+          throw new TransportError('TRANSPORT_FAILED', `send to ${topic} failed: ${(cause as Error).message}`, { retriable: !isPermanentSendError(cause), cause });
         }
       },
       close: async () => {
@@ -378,6 +378,31 @@ class SupervisedConsumer {
     this.restartTimer = undefined;
     await this.consumer?.disconnect();
   }
+}
+
+/**
+ * Kafka errors that no retry of the same send can fix: the producer sink bisects the batch and
+ * declares what is still refused alone as a gap. Everything else (the broker away, leaders
+ * moving, timeouts, an idempotent producer out of sequence, which a fresh producer fixes) is
+ * retried. kafkajs wraps the broker's error (after its own retries) in `cause`.
+ */
+const PERMANENT_SEND_ERRORS: ReadonlySet<string> = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_REQUIRED_ACKS',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'INVALID_TOPIC_EXCEPTION',
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+]);
+
+export function isPermanentSendError(error: unknown): boolean {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string' && PERMANENT_SEND_ERRORS.has(type)) return true;
+  }
+  return false;
 }
 
 function unavailable(brokers: readonly string[], what: string, cause: unknown): TransportError {
