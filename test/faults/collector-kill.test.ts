@@ -11,12 +11,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseDeadLetter } from '../../collector/dead-letter.ts';
 import { recordKey } from '../../collector/producer-sink.ts';
 import { KafkaTransport } from '../../collector/transport/kafka.ts';
 import { loadConfig } from '../../core/config.ts';
 import { openStore } from '../../store/client.ts';
-import { checkAccounting, producedOf } from '../support/accounting.ts';
+import { checkAccounting, producedOf, readDeadLetters } from '../support/accounting.ts';
 import { requireKafkaBroker } from '../support/kafka.ts';
 import { makeRecords } from '../support/records.ts';
 import { waitFor } from '../support/transport-contract.ts';
@@ -86,7 +85,7 @@ describe('fault: collector kill -9 while draining a backlog', () => {
       await exited(last.child);
       expect(last.child.exitCode).toBe(0);
 
-      const deadLetters = (await transport.readTopic(dlqTopic, { messagesMax: 1_000_000 })).map((m) => parseDeadLetter(m)!);
+      const { letters: deadLetters } = await readDeadLetters(transport, dlqTopic);
       const store = await openStore(loadConfig({ overrides: { store: { data_dir: dataDir } } }).store);
       try {
         const report = await checkAccounting({ store, produced: producedOf(records), deadLetters });

@@ -182,7 +182,7 @@ describe('readDeadLetters', () => {
       await producer.send(topic, [{ key: null, value: 'not a dead letter' }]);
       await producer.close();
 
-      const read = await readDeadLetters(transport, topic, { timeoutMs: 10_000 });
+      const read = await readDeadLetters(transport, topic);
       expect(read.other).toBe(1);
       expect(read.letters).toHaveLength(51);
       expect(read.letters.some((l) => l.value.equals(binary) && l.reason === 'invalid_utf8')).toBe(true);

@@ -17,7 +17,6 @@
  * row whose event id is not `run_id/node/node_seq` (`mismatchedIds`); a dead letter that names no
  * record (`unattributedDeadLetters`).
  */
-import { randomUUID } from 'node:crypto';
 import type { DeadLetter } from '../../collector/dead-letter.ts';
 import { parseDeadLetter } from '../../collector/dead-letter.ts';
 import type { Transport } from '../../collector/transport/transport.ts';
@@ -389,39 +388,16 @@ function mergeRanges(ranges: readonly SeqRange[]): SeqRange[] {
 }
 
 /**
- * Every dead letter on `topic`, read from the beginning with a fresh consumer group until the
- * group has consumed everything (lag 0) for `settleMs`. `other` counts messages on the topic
- * that are not dead letters.
+ * Every dead letter on `topic` (the transport's own bounded read, as `lattice dlq` uses it).
+ * `other` counts messages on the topic that are not dead letters.
  */
-export async function readDeadLetters(transport: Transport, topic: string, options: { timeoutMs?: number; settleMs?: number } = {}): Promise<{ letters: DeadLetter[]; other: number }> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  const settleMs = options.settleMs ?? 300;
-  const groupId = `accounting-${randomUUID()}`;
+export async function readDeadLetters(transport: Transport, topic: string, options: { messagesMax?: number } = {}): Promise<{ letters: DeadLetter[]; other: number }> {
   const letters: DeadLetter[] = [];
   let other = 0;
-  const consumer = await transport.createConsumer({ groupId, topics: [topic], fromBeginning: true });
-  try {
-    await consumer.run(async (batch) => {
-      for (const message of batch.messages) {
-        const letter = parseDeadLetter(message);
-        if (letter) letters.push(letter);
-        else other++;
-      }
-    });
-    const deadline = Date.now() + timeoutMs;
-    let drainedSince: number | undefined;
-    for (;;) {
-      const lag = await transport.lag(groupId, topic);
-      const now = Date.now();
-      if (lag === 0) {
-        drainedSince ??= now;
-        if (now - drainedSince >= settleMs) break;
-      } else drainedSince = undefined;
-      if (now > deadline) throw new Error(`readDeadLetters: ${topic} not drained after ${timeoutMs} ms (lag ${lag}, ${letters.length} dead letters read)`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    await consumer.stop();
+  for (const message of await transport.readTopic(topic, { messagesMax: options.messagesMax ?? 1_000_000 })) {
+    const letter = parseDeadLetter(message);
+    if (letter) letters.push(letter);
+    else other++;
   }
   return { letters, other };
 }
