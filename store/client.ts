@@ -9,7 +9,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import { StoreError } from '../core/errors.ts';
 import type { LatticeConfig } from '../core/config.ts';
@@ -76,6 +76,9 @@ function connectServer(config: LatticeConfig['store'], url: string): { client: C
     password: config.password,
     request_timeout: config.request_timeout_ms,
     clickhouse_settings: { date_time_input_format: 'best_effort' },
+    // Every failure reaches the caller, classified (store/errors.ts) and logged there as JSON; the
+    // client's own multi-line stderr reports would repeat each one on every retry of an outage.
+    log: { level: ClickHouseLogLevel.OFF },
   });
   // Failed calls remember the HTTP status and request timeout they met (the client keeps both
   // to itself), so store/errors.ts can classify them by code.
