@@ -34,7 +34,7 @@ import { helloKeysFromSecret, peerHello } from './hello-auth.ts';
 import { InboundConnections } from './inbound.ts';
 import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { OutboundLink } from './outbound-link.ts';
-import { TraceBuffer } from './trace-output.ts';
+import { TraceBuffer, type TraceStatus } from './trace-output.ts';
 import type { NodeStatus } from './wire.ts';
 
 export interface NodeConfig {
@@ -65,6 +65,8 @@ export interface RunningNode {
   /** Stops timers and sockets, flushes the trace. */
   stop(): Promise<void>;
 }
+
+const NO_TRACE: TraceStatus = { traceRecords: 0, traceDropped: 0, traceSpooled: 0, traceReplayed: 0, traceGaps: 0, traceSpoolBytes: 0 };
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await initBlake3();
@@ -281,8 +283,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
       messagesReceived: this.messagesReceived,
       messagesDropped: dropped,
       framesRejected: this.inbound.framesRejected,
-      traceRecords: this.traceBuffer?.accepted ?? 0,
-      traceDropped: this.traceBuffer?.dropped ?? 0,
+      ...(this.traceBuffer?.status() ?? NO_TRACE),
       socketWrites: this.socketWrites(),
       ...this.inbound.status(),
     };
@@ -302,7 +303,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
     for (const link of this.links.values()) link.close();
     this.inbound.closeAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await this.traceBuffer?.flush();
+    await this.traceBuffer?.close();
     const sink = this.config.traceSink as (TraceSink & { close?: () => Promise<void> }) | null;
     await sink?.close?.();
   }

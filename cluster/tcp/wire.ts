@@ -120,7 +120,15 @@ export interface NodeStatus extends InboundStatus {
   readonly messagesDropped: number;
   readonly framesRejected: number;
   readonly traceRecords: number;
+  /** Trace records that will never reach the store, all causes: each inside a declared gap. */
   readonly traceDropped: number;
+  /** Trace records the node's producer put in its on-disk spool while the broker was away... */
+  readonly traceSpooled: number;
+  /** ...and sent from it since. */
+  readonly traceReplayed: number;
+  /** Gap records declared (trace buffer full, producer spool full, a sink write failed for good). */
+  readonly traceGaps: number;
+  readonly traceSpoolBytes: number;
   /** Socket write calls so far (peer links and accepted connections): each is a syscall, so
    * frames coalesced per write is the transport's main cost lever. */
   readonly socketWrites: number;

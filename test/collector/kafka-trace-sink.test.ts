@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeMessage } from '../../collector/decode.ts';
 import { createTraceSink } from '../../collector/kafka-trace-sink.ts';
@@ -10,7 +13,8 @@ describe('trace sink of a node process (real Kafka broker)', () => {
   it('ships a node\'s records to the configured topic, keyed by run and node, in order', async () => {
     const brokers = await requireKafkaBroker();
     const topic = unique('node-sink.t');
-    const env = { LATTICE_KAFKA_BROKERS: brokers.join(','), LATTICE_KAFKA_TOPIC: topic, LATTICE_KAFKA_PARTITIONS: '2' };
+    const spoolDir = mkdtempSync(join(tmpdir(), 'lattice-node-sink-'));
+    const env = { LATTICE_KAFKA_BROKERS: brokers.join(','), LATTICE_KAFKA_TOPIC: topic, LATTICE_KAFKA_PARTITIONS: '2', LATTICE_PRODUCER_SPOOL_DIR: spoolDir };
     const records = makeRecords('node-sink-run', 900, 3);
     const sink = await createTraceSink({ node: 0, runId: 'node-sink-run' }, env);
     for (let i = 0; i < records.length; i += 3) await sink.write(records.slice(i, i + 3));
