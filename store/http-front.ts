@@ -258,6 +258,8 @@ export async function startStoreFront(store: Store, input: StoreFrontOptions = {
     inFlight++;
     res.once('close', () => inFlight--);
     handle(req, res).catch((error: unknown) => {
+      // A client that went away mid-request is not the front's failure.
+      if (req.destroyed || res.destroyed) return logger.debug('store front: request abandoned by the client', { error });
       logger.error('store front: request failed', { error });
       if (!res.headersSent) sendException(res, randomUUID(), new HttpException(engine.codeOf.get('STD_EXCEPTION') ?? 1001, (error as Error).message), undefined);
       else res.destroy();
@@ -388,6 +390,7 @@ export async function startStoreFront(store: Store, input: StoreFrontOptions = {
         payload = compress(payload, request.compressResponse);
         headers['Content-Encoding'] = request.compressResponse.codec;
       }
+      headers['Content-Length'] = String(payload.length);
       res.writeHead(200, headers);
       res.end(payload);
     } catch (error) {
@@ -663,6 +666,7 @@ export async function startStoreFront(store: Store, input: StoreFrontOptions = {
       payload = compress(payload, compression);
       headers['Content-Encoding'] = compression.codec;
     }
+    headers['Content-Length'] = String(payload.length);
     res.writeHead(status ?? engine.statusOf.get(error.code) ?? 500, headers);
     res.end(payload);
   }

@@ -19,7 +19,8 @@ export const storeServeFlagsSchema = z
     host: z.string().min(1, 'expected a host name or address').default('127.0.0.1'),
     controlPort: portFlag.optional(),
   })
-  .strict();
+  .strict()
+  .refine((flags) => flags.controlPort === undefined || flags.controlPort === 0 || flags.controlPort !== flags.port, { path: ['controlPort'], message: 'must differ from --port' });
 
 export function parseStoreServeFlags(flags: Record<string, unknown>): z.infer<typeof storeServeFlagsSchema> {
   const parsed = storeServeFlagsSchema.safeParse(flags);
