@@ -16,7 +16,8 @@ import type { GapRecord } from '../core/gap-record.ts';
 import { canonicalRecordJson, type TraceRecord } from '../core/trace-schema.ts';
 import type { NodeSeqRange } from '../store/transitions.ts';
 import { insertBisecting } from './bisect.ts';
-import { deadLetterMessage, deadLetterOf, type DeadLetter } from './dead-letter.ts';
+import { nodeKeyOf, StoredWatermarks } from './stored-watermarks.ts';
+import { deadLetterMessage, deadLetterOf, DLQ_HEADERS, type DeadLetter } from './dead-letter.ts';
 import { decodeMessage, decodeMessageFast } from './decode.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { STORE_RETRY, withRetry, type RetryPolicy } from './retry.ts';
@@ -32,6 +33,8 @@ export interface RecordWriter {
   write(records: readonly TraceRecord[], rows?: readonly string[]): Promise<void>;
   /** Every stored version of the records in these ranges (for duplicate and conflict checks). */
   storedVersions(ranges: readonly NodeSeqRange[]): Promise<TraceRecord[]>;
+  /** The highest stored node_seq of each node (absent: nothing stored). */
+  storedMaxNodeSeq(nodes: readonly { runId: string; node: number }[]): Promise<{ runId: string; node: number; max: number }[]>;
   /** Stores declared gaps (idempotent on the gap id). */
   writeGaps(gaps: readonly GapRecord[]): Promise<void>;
 }
@@ -111,6 +114,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   /** Start times of the store calls in flight. */
   private readonly storeCallsInFlight = new Set<{ readonly sinceMs: number }>();
   private readonly writer: RecordWriter;
+  private readonly watermarks = new StoredWatermarks();
 
   constructor(private readonly options: CollectorOptions) {
     super();
@@ -167,6 +171,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     return {
       write: (records, rows) => track(() => writer.write(records, rows)),
       storedVersions: (ranges) => track(() => writer.storedVersions(ranges)),
+      storedMaxNodeSeq: (nodes) => track(() => writer.storedMaxNodeSeq(nodes)),
       writeGaps: (gaps) => track(() => writer.writeGaps(gaps)),
     };
   }
@@ -213,6 +218,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
     this.groupCommit.enter();
     try {
       await this.handle(batch);
+    } catch (error) {
+      // Some of it may be stored by now, and it comes back: look before trusting anything here.
+      this.watermarks.forget(slotOf(batch));
+      throw error;
     } finally {
       this.groupCommit.leave();
     }
@@ -223,7 +232,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const decoded = this.decodeBatch(batch);
     const dead = decoded.dead;
     const consumed = decoded.consumed;
-    const fresh = await this.withoutKnown(decoded.messages, dead, heartbeat);
+    const slot = slotOf(batch);
+    this.watermarks.follow(slot, batch.messages[0]?.offset ?? '0');
+    const fresh = await this.withoutKnown(slot, decoded.messages, dead, heartbeat);
 
     // Chunks of at most batchRowsMax records for group commit; a message's block stays whole.
     const step = this.options.batchRowsMax;
@@ -268,10 +279,19 @@ export class Collector extends EventEmitter<CollectorEvents> {
       for (const entry of chunk.entries) if (!bad.has(entry)) all.push(entry.record);
       this.stats.stored += chunk.entries.length - bad.size;
       if (rejected.length > 0) this.options.logger.error('store rejected rows; dead-lettering only those', { rows: rejected.length, of: chunk.entries.length, error: rejected[0]!.error });
-      for (const { item, error: cause } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(cause)], { index: item.index, value: item.bytes }));
+      for (const { item, error: cause } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(cause)], { index: item.index, value: bytesOf(item) }));
     }
     await this.storeGaps(decoded.gaps, dead, heartbeat);
     if (dead.length > 0) await this.deadLetter(dead);
+    const maxByKey = new Map<string, number>();
+    for (const unit of decoded.messages) {
+      for (const { record } of unit.entries) {
+        const key = nodeKeyOf(record.run_id, record.node);
+        if (record.node_seq > (maxByKey.get(key) ?? -1)) maxByKey.set(key, record.node_seq);
+      }
+    }
+    const last = batch.messages.at(-1);
+    if (last !== undefined) this.watermarks.handled(slot, last.offset, maxByKey);
     this.stats.consumed += consumed;
     this.stats.batches++;
     this.emit('batch_handled', { topic: batch.topic, partition: batch.partition, messages: batch.messages.length, consumed, records: all });
@@ -308,11 +328,26 @@ export class Collector extends EventEmitter<CollectorEvents> {
    * contents* into a `conflict` dead letter carrying both versions, instead of letting the
    * table's deduplication keep one of them silently. Same within the batch itself.
    */
-  private async withoutKnown(units: Unit[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<Unit[]> {
+  private async withoutKnown(slot: string, units: Unit[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<Unit[]> {
+    // Nodes nothing is known about: ask the store how far each has been stored.
+    const unknown = new Map<string, { runId: string; node: number }>();
+    for (const unit of units) {
+      for (const { record } of unit.entries) {
+        const key = nodeKeyOf(record.run_id, record.node);
+        if (this.watermarks.maxOf(key) === undefined && !unknown.has(key)) unknown.set(key, { runId: record.run_id, node: record.node });
+      }
+    }
+    if (unknown.size > 0) {
+      const maxima = await this.storeRetrying(() => this.writer.storedMaxNodeSeq([...unknown.values()]), heartbeat);
+      const found = new Map(maxima.map((m) => [nodeKeyOf(m.runId, m.node), m.max]));
+      for (const key of unknown.keys()) this.watermarks.learn(key, slot, found.get(key) ?? -1);
+    }
+    // Only records at or below a node's watermark can be in the store already.
     const ranges = new Map<string, { runId: string; node: number; first: number; last: number }>();
     for (const unit of units) {
       for (const { record } of unit.entries) {
-        const key = `${record.run_id}\u0000${record.node}`;
+        const key = nodeKeyOf(record.run_id, record.node);
+        if (record.node_seq > this.watermarks.maxOf(key)!) continue;
         const range = ranges.get(key);
         if (range === undefined) ranges.set(key, { runId: record.run_id, node: record.node, first: record.node_seq, last: record.node_seq });
         else {
@@ -321,8 +356,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
         }
       }
     }
-    if (ranges.size === 0) return units;
-    const stored = await this.storeRetrying(() => this.writer.storedVersions([...ranges.values()]), heartbeat);
+    const stored = ranges.size === 0 ? [] : await this.storeRetrying(() => this.writer.storedVersions([...ranges.values()]), heartbeat);
     const storedById = new Map<string, string[]>();
     for (const record of stored) {
       const versions = storedById.get(record.event_id);
@@ -350,8 +384,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
           continue;
         }
         this.stats.conflicts++;
-        const value = entry.bytes ?? Buffer.from(canonicalRecordJson(entry.record));
-        dead.push(deadLetterOf(entry.message, 'conflict', [{ path: 'event_id', message: `${id} is already stored with different contents (the stored version is in the ${'lattice.dlq.stored'} header)` }], { index: entry.index, value, stored: known[0]! }));
+        dead.push(deadLetterOf(entry.message, 'conflict', [{ path: 'event_id', message: `${id} is already stored with different contents (the stored version is in the ${DLQ_HEADERS.stored} header)` }], { index: entry.index, value: bytesOf(entry), stored: known[0]! }));
       }
       if (kept.length === unit.entries.length) out.push(unit);
       else if (kept.length > 0) out.push({ message: unit.message, block: undefined, entries: kept });
@@ -427,6 +460,18 @@ interface GapEntry {
   readonly index: number;
   readonly bytes: Buffer;
 }
+
+/** A record's own bytes: the line it was on in its message (fast-path entries keep none). */
+function bytesOf(entry: Entry): Buffer {
+  if (entry.bytes !== undefined) return entry.bytes;
+  const value = entry.message.value;
+  let start = 0;
+  for (let line = 0; line < entry.index; line++) start = value.indexOf(0x0a, start) + 1;
+  const end = value.indexOf(0x0a, start);
+  return value.subarray(start, end < 0 ? value.length : end);
+}
+
+const slotOf = (batch: IncomingBatch) => `${batch.topic}:${batch.partition}`;
 
 function storeErrorDetail(error: LatticeError): { path: string; message: string } {
   const backend = (error as { backendCode?: unknown }).backendCode;

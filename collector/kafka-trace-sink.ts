@@ -12,6 +12,7 @@
  * into gap records. With `producer.metrics_port` set, the node serves its producer metrics on
  * loopback (node i at metrics_port + i).
  */
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type LatticeConfig } from '../core/config.ts';
 import type { GapRecord } from '../core/gap-record.ts';
@@ -38,7 +39,7 @@ export async function createTraceSink(context: Pick<TraceSinkContext, 'node' | '
   const p = config.producer;
   const clientId = `${config.transport.client_id}-node-${context.node}`;
   const logger = createLogger(config.log_level, { component: 'producer', node: context.node });
-  const spool = openSpool(config, clientId, logger);
+  const { spool, fallback } = openSpool(config, clientId, logger);
   const transport = new KafkaTransport({
     brokers: config.transport.brokers,
     clientId,
@@ -88,6 +89,8 @@ export async function createTraceSink(context: Pick<TraceSinkContext, 'node' | '
         await producer.close().catch(() => undefined);
         await transport.close();
         await metrics?.close();
+        // A directory of this process's own (the shared one was busy) is not reused: remove it if empty.
+        if (fallback && spool.isEmpty) rmSync(spool.dir, { recursive: true, force: true });
       }
     },
   };
@@ -97,7 +100,7 @@ export async function createTraceSink(context: Pick<TraceSinkContext, 'node' | '
  * The node's spool directory; if another live process holds it (two clusters started from one
  * directory), a directory of this process's own beside it.
  */
-function openSpool(config: LatticeConfig, clientId: string, logger: Logger): Spool {
+function openSpool(config: LatticeConfig, clientId: string, logger: Logger): { spool: Spool; fallback: boolean } {
   const p = config.producer;
   const options = {
     bytesMax: p.spool_bytes_max,
@@ -107,11 +110,11 @@ function openSpool(config: LatticeConfig, clientId: string, logger: Logger): Spo
   };
   const dir = join(p.spool_dir, clientId);
   try {
-    return Spool.open({ dir, ...options });
+    return { spool: Spool.open({ dir, ...options }), fallback: false };
   } catch (error) {
     if (!(error instanceof LatticeError) || error.code !== 'CONFIG_INVALID') throw error;
     const own = `${dir}.${process.pid}`;
     logger.warn('producer: spool directory in use, using one of this process', { spool_dir: dir, instead: own, reason: error.message });
-    return Spool.open({ dir: own, ...options });
+    return { spool: Spool.open({ dir: own, ...options }), fallback: true };
   }
 }

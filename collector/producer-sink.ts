@@ -129,6 +129,22 @@ export class ProducerCounters {
   recordsDropped = 0;
   gapsDeclared = 0;
   sendFailures = 0;
+
+  /** The totals as stats (the gauges, which belong to one sink, read 0): a metrics source. */
+  snapshot(): ProducerStats {
+    return {
+      recordsSent: this.recordsSent,
+      recordsSpooled: this.recordsSpooled,
+      recordsReplayed: this.recordsReplayed,
+      recordsDropped: this.recordsDropped,
+      gapsDeclared: this.gapsDeclared,
+      sendFailures: this.sendFailures,
+      spoolBytes: 0,
+      spoolRecords: 0,
+      recordsBuffered: 0,
+      spoolCorruptBytes: 0,
+    };
+  }
 }
 
 export type WhenFull = 'wait' | 'spool';
@@ -202,6 +218,29 @@ interface Batch {
 
 type Outcome = { ok: true } | { ok: false; retriable: boolean; error: unknown };
 
+/** Bounds a lingering send may take (each sendTimeoutMs) before the batch is sent again. */
+const LINGER_WAITS_MAX = 3;
+
+/** How a promise settled within `ms`, or 'pending'. Never rejects; a late rejection is swallowed. */
+function settleWithin(promise: Promise<void>, ms: number): Promise<{ ok: true } | { ok: false; error: unknown } | 'pending'> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('pending'), ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve({ ok: true });
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve({ ok: false, error });
+      },
+    );
+  });
+}
+
+/** A transport producer that may also be reset (a fresh connection for the next send). */
+export type ResettableProducer = TransportProducer & { reset?(): Promise<void> };
+
 /** Pending gaps per node, at most; past it, a gap absorbs the next one (their ranges touch). */
 const PENDING_GAPS_PER_KEY_MAX = 8;
 
@@ -255,6 +294,8 @@ export class BatchingProducerSink implements TraceSink {
   private backoffTimer: NodeJS.Timeout | undefined;
   private backoffWake: (() => void) | undefined;
   private consecutiveFailures = 0;
+  /** A send of the current batch that outlived its bound (see `attempt`). */
+  private lingering: { readonly send: Promise<void>; waits: number } | null = null;
   /** Gap records the transport rejected for good (logged; nothing smaller could replace them). */
   gapsLost = 0;
   private outageStartedMs = 0;
@@ -277,7 +318,7 @@ export class BatchingProducerSink implements TraceSink {
   private readonly nowUs: () => number;
 
   constructor(
-    private readonly producer: TransportProducer,
+    private readonly producer: ResettableProducer,
     private readonly options: BatchingProducerSinkOptions,
   ) {
     this.batchRecordsMax = options.batchRecordsMax ?? 1_000;
@@ -369,6 +410,11 @@ export class BatchingProducerSink implements TraceSink {
   private async writeWhenRoom(records: readonly TraceRecord[]): Promise<void> {
     for (const record of records) {
       while (this.recordsBuffered >= this.bufferedRecordsMax) {
+        if (this.abandoned) {
+          // Closed while this write waited: what it still held is lost, and counted.
+          this.counters.recordsDropped += records.length - records.indexOf(record);
+          return;
+        }
         this.kick(true);
         await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       }
@@ -498,22 +544,38 @@ export class BatchingProducerSink implements TraceSink {
     return this.options.logger;
   }
 
+  /**
+   * One attempt to send the current batch, bounded by sendTimeoutMs. An attempt still pending at
+   * its bound is not abandoned: the next attempt waits for it first (a second send of the same
+   * batch while the first may still land would only duplicate it, or put it after later ones);
+   * if it lands, the batch is delivered. A producer that can `reset` (ReconnectingProducer) is
+   * reset then, which ends a stuck attempt; after LINGER_WAITS_MAX bounds the sink sends anew.
+   */
   private async attempt(batch: Batch): Promise<Outcome> {
-    let timer: NodeJS.Timeout | undefined;
-    const send = this.producer.send(this.options.topic, bundle(batch.lines, this.perMessage));
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TransportError('TRANSPORT_FAILED', `send to ${this.options.topic} took longer than ${this.sendTimeoutMs} ms`, { retriable: true })), this.sendTimeoutMs);
-    });
-    try {
-      await Promise.race([send, timeout]);
-      return { ok: true };
-    } catch (error) {
-      // A send abandoned by the timeout may still settle: never as an unhandled rejection.
-      send.catch(() => undefined);
-      return { ok: false, retriable: isRetriable(error), error };
-    } finally {
-      clearTimeout(timer);
+    if (this.lingering !== null) {
+      const previous = await settleWithin(this.lingering.send, this.sendTimeoutMs);
+      if (previous === 'pending') {
+        if (++this.lingering.waits < LINGER_WAITS_MAX) return { ok: false, retriable: true, error: this.timeoutError() };
+        this.logger?.warn('producer: a send has not settled after several bounds; sending the batch again', { waits: this.lingering.waits });
+      }
+      this.lingering = null;
+      if (previous !== 'pending') {
+        if (previous.ok) return { ok: true };
+        return { ok: false, retriable: isRetriable(previous.error), error: previous.error };
+      }
     }
+    const send = this.producer.send(this.options.topic, bundle(batch.lines, this.perMessage));
+    const outcome = await settleWithin(send, this.sendTimeoutMs);
+    if (outcome === 'pending') {
+      this.lingering = { send, waits: 0 };
+      void this.producer.reset?.();
+      return { ok: false, retriable: true, error: this.timeoutError() };
+    }
+    return outcome.ok ? { ok: true } : { ok: false, retriable: isRetriable(outcome.error), error: outcome.error };
+  }
+
+  private timeoutError(): TransportError {
+    return new TransportError('TRANSPORT_FAILED', `send to ${this.options.topic} took longer than ${this.sendTimeoutMs} ms`, { retriable: true });
   }
 
   private delivered(batch: Batch): void {
@@ -754,6 +816,8 @@ export class ReconnectingProducer implements TransportProducer {
   private topicsReady = false;
   private failuresInRow = 0;
   private closed = false;
+  /** Bumped by `reset`: an attempt started before it stops before it sends anything. */
+  private generation = 0;
   /** Producers created so far (1 after the first connect). */
   created = 0;
 
@@ -765,17 +829,23 @@ export class ReconnectingProducer implements TransportProducer {
 
   async send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (this.closed) throw new TransportError('TRANSPORT_FAILED', 'send on a closed producer');
+    const generation = this.generation;
+    const stillCurrent = () => {
+      if (generation !== this.generation || this.closed) throw new TransportError('TRANSPORT_FAILED', `send to ${topic} abandoned (the producer was reset)`, { retriable: true });
+    };
     try {
       if (!this.topicsReady) {
         await this.transport.ensureTopics(this.topics);
         this.topicsReady = true;
       }
+      stillCurrent();
       const producer = await this.connected();
+      stillCurrent();
       await producer.send(topic, messages);
       this.failuresInRow = 0;
     } catch (error) {
-      this.failuresInRow++;
-      if (this.failuresInRow >= this.resetAfterFailures) await this.reset();
+      // An attempt of an earlier generation says nothing about the current producer.
+      if (generation === this.generation && ++this.failuresInRow >= this.resetAfterFailures) await this.reset();
       if (error instanceof TransportError) throw error;
       throw new TransportError('TRANSPORT_FAILED', `send to ${topic} failed: ${(error as Error).message}`, { retriable: true, cause: error });
     }
@@ -795,6 +865,7 @@ export class ReconnectingProducer implements TransportProducer {
 
   /** Drops the current producer; the next send creates a new one. */
   async reset(): Promise<void> {
+    this.generation++;
     const old = this.producer;
     this.producer = null;
     this.failuresInRow = 0;

@@ -299,8 +299,9 @@ export class Spool {
 
   /**
    * Writes the staged entries (in order, one write(2) per segment). On an I/O error (disk full,
-   * EIO) nothing of this commit is kept (the files are truncated back) and the entries that were
-   * not written are returned, in order, for the caller to account; otherwise an empty array.
+   * EIO) the segment being written is truncated back to its last whole entry and sealed, and the
+   * entries not written (a suffix of what was staged) are returned, in order, for the caller to
+   * account; otherwise none.
    */
   commit(): { readonly failed: readonly SpoolEntry[]; readonly error?: unknown } {
     if (this.staged.length === 0) return { failed: [] };

@@ -9,7 +9,7 @@ import { LatticeError } from '../core/errors.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
 import type { Store } from '../store/client.ts';
 import { insertGaps } from '../store/gaps.ts';
-import { classifyStoreError, storedVersions } from '../store/transitions.ts';
+import { classifyStoreError, storedMaxNodeSeq, storedVersions } from '../store/transitions.ts';
 import type { RecordWriter } from './collector.ts';
 
 export function storeRecordWriter(store: Store, table = store.table('transitions')): RecordWriter {
@@ -28,6 +28,7 @@ export function storeRecordWriter(store: Store, table = store.table('transitions
   };
   return {
     storedVersions: (ranges) => storedVersions(store, ranges),
+    storedMaxNodeSeq: (nodes) => storedMaxNodeSeq(store, nodes),
     writeGaps: (gaps) => insertGaps(store, gaps),
     async write(records, rows) {
       if (records.length === 0) return;

@@ -65,4 +65,21 @@ export async function storedVersions(store: Store, ranges: readonly NodeSeqRange
 }
 
 /** Store failures are classified in one table by backend code (store/errors.ts); re-exported for the callers that import it from here. */
+/** The highest stored node_seq of each node (nodes with nothing stored are absent). */
+export async function storedMaxNodeSeq(store: Store, nodes: readonly { runId: string; node: number }[]): Promise<{ runId: string; node: number; max: number }[]> {
+  if (nodes.length === 0) return [];
+  const params: Record<string, unknown> = {};
+  const conditions = nodes.map((n, i) => {
+    params[`r${i}`] = n.runId;
+    params[`n${i}`] = n.node;
+    return `(run_id = {r${i}:String} AND node = {n${i}:UInt16})`;
+  });
+  const rows = await queryRows<{ run_id: string; node: number; max_seq: number }>(
+    store,
+    `SELECT run_id, node, max(node_seq) AS max_seq FROM ${store.table('transitions')} WHERE ${conditions.join(' OR ')} GROUP BY run_id, node SETTINGS output_format_json_quote_64bit_integers = 0`,
+    params,
+  );
+  return rows.map((r) => ({ runId: r.run_id, node: Number(r.node), max: Number(r.max_seq) }));
+}
+
 export { classifyStoreError } from './errors.ts';

@@ -94,6 +94,43 @@ describe('fidelity: nothing changed or lost silently (real collector, real engin
     ]);
   });
 
+  it('one collector reading on: the store is asked once per node, not per batch, and a later conflicting repeat is still caught', async () => {
+    const id = randomUUID().slice(0, 8);
+    const topic = `fidelity.steady.${id}`;
+    await transport.ensureTopics([{ name: topic, partitions: 1 }, { name: `${topic}.dlq`, partitions: 1 }]);
+    const calls = { versions: 0, maxima: 0 };
+    const base = storeRecordWriter(store);
+    const writer = { ...base, storedVersions: (r: Parameters<typeof base.storedVersions>[0]) => (calls.versions++, base.storedVersions(r)), storedMaxNodeSeq: (n: Parameters<typeof base.storedMaxNodeSeq>[0]) => (calls.maxima++, base.storedMaxNodeSeq(n)) };
+    const small = new InProcessTransport({ defaultPartitions: 1, batchMessagesMax: 10 });
+    await small.ensureTopics([{ name: topic, partitions: 1 }, { name: `${topic}.dlq`, partitions: 1 }]);
+    const collector = new Collector({ transport: small, writer, topic, dlqTopic: `${topic}.dlq`, groupId: `${topic}.g`, batchRowsMax: 1_000, flushIntervalMs: 20, recordBytesMax: 64 * 1024, logger: silentLogger });
+    collectors.push(collector);
+    await collector.start();
+    const runId = `steady-${id}`;
+    const records = makeRecords(runId, 200, 2);
+    const producer = await small.createProducer();
+    for (let i = 0; i < records.length; i += 10) await producer.send(topic, records.slice(i, i + 10).map(message));
+    await waitFor(async () => (await small.lag(`${topic}.g`, topic)) === 0, 30_000, 'the stream');
+    expect(collector.stats.batches).toBeGreaterThan(5);
+    expect(calls).toEqual({ versions: 0, maxima: 1 });
+    // A repeat of an early record with other contents, long after it was stored, bundled with a
+    // new record: the dead letter holds exactly the repeat's line.
+    const repeat = JSON.stringify({ ...records[4]!, msgs_sent: 99 });
+    const next = makeRecord({ run_id: runId, node: records[4]!.node, node_seq: 100 });
+    await producer.send(topic, [{ key: recordKey(next), value: `${JSON.stringify(next)}\n${repeat}` }]);
+    await waitFor(async () => (await small.lag(`${topic}.g`, topic)) === 0, 30_000, 'the repeat');
+    expect(calls.versions).toBe(1);
+    expect(collector.stats.conflicts).toBe(1);
+    const letters = small.messages(`${topic}.dlq`).map((m) => parseDeadLetter(m)!);
+    expect(letters.map((l) => l.reason)).toEqual(['conflict']);
+    expect(JSON.parse(letters[0]!.stored!)).toEqual(records[4]);
+    expect(letters[0]!.value.toString()).toBe(repeat);
+    expect(letters[0]!.source.index).toBe(1);
+    expect(await countTransitions(store, runId)).toBe(records.length + 1);
+    await collector.stop();
+    await small.close();
+  });
+
   it('invalid UTF-8 is rejected with its reason; the dead letter holds the original bytes exactly', async () => {
     const runId = `utf8-${randomUUID().slice(0, 8)}`;
     const good = makeRecord({ run_id: runId, node: 0, node_seq: 0 });
