@@ -2,9 +2,8 @@
  * The contract every Store meets, run on the embedded store (chdb in the process) and on the
  * served one (`lattice store serve`'s front, reached through @clickhouse/client over HTTP) with
  * the same assertions: migrations, inserts (insertTransitions and the collector's
- * storeRecordWriter), FINAL counts, query parameters, features and Arrow. The assertions are
- * those of test/store/{migrations,features,arrow}.test.ts. Each part runs on its own database,
- * since some of them read "all runs".
+ * storeRecordWriter), FINAL counts, query parameters, features and Arrow. Each part runs on its
+ * own database, since some of them read "all runs".
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
