@@ -23,6 +23,7 @@ import type { Transport } from '../../collector/transport/transport.ts';
 import { claimsToBeGap, validateGapRecord } from '../../core/gap-record.ts';
 import { eventIdOf, type TraceRecord } from '../../core/trace-schema.ts';
 import type { Store } from '../../store/client.ts';
+import type { StoredGap } from '../../store/gaps.ts';
 import { queryRows } from '../../store/transitions.ts';
 
 /** Records a run produced: node → N (that node's records are node_seq 0..N-1). */
@@ -104,14 +105,7 @@ export interface StoredRow {
 }
 
 /** A gap as the checker reads it (the `trace_gaps` columns). */
-export interface GapRow {
-  readonly run_id: string;
-  readonly node: number;
-  readonly node_seq_first: number;
-  readonly node_seq_last: number;
-  readonly records: number;
-  readonly reason: string;
-}
+export type GapRow = StoredGap;
 
 const DUPLICATES_LISTED = 100;
 const SOURCES = ['stored', 'dead_lettered', 'gap'] as const satisfies readonly Source[];
