@@ -14,11 +14,20 @@ describe('trace sink of a node process (real Kafka broker)', () => {
     const brokers = await requireKafkaBroker();
     const topic = unique('node-sink.t');
     const spoolDir = mkdtempSync(join(tmpdir(), 'lattice-node-sink-'));
-    const env = { LATTICE_KAFKA_BROKERS: brokers.join(','), LATTICE_KAFKA_TOPIC: topic, LATTICE_KAFKA_PARTITIONS: '2', LATTICE_PRODUCER_SPOOL_DIR: spoolDir };
+    const env = { LATTICE_KAFKA_BROKERS: brokers.join(','), LATTICE_KAFKA_TOPIC: topic, LATTICE_KAFKA_PARTITIONS: '2', LATTICE_PRODUCER_SPOOL_DIR: spoolDir, LATTICE_PRODUCER_METRICS_PORT: '0' };
     const records = makeRecords('node-sink-run', 900, 3);
     const sink = await createTraceSink({ node: 0, runId: 'node-sink-run' }, env);
+    expect(sink.spoolDir).toBe(join(spoolDir, 'lattice-node-0'));
     for (let i = 0; i < records.length; i += 3) await sink.write(records.slice(i, i + 3));
+    await waitFor(() => sink.stats.recordsSent === records.length, 30_000, 'the producer to send everything');
+    // The node's producer metrics, on loopback.
+    expect(sink.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const metrics = await (await fetch(sink.metricsUrl!)).text();
+    expect(metrics).toContain('lattice_producer_records_sent_total{node="0"} 900');
+    expect(metrics).toContain('lattice_producer_records_dropped_total{node="0"} 0');
+    expect(metrics).toContain('lattice_producer_spool_bytes{node="0"} 0');
     await sink.close();
+    expect(sink.stats).toMatchObject({ recordsSent: 900, recordsDropped: 0, gapsDeclared: 0 });
 
     const transport = new KafkaTransport({ brokers, clientId: 'lattice-node-sink-test' });
     try {

@@ -81,7 +81,18 @@ async function readNodes(brokers: string[], topic: string, runId: string) {
   const transport = new KafkaTransport({ brokers, clientId: 'faults-producer-reader' });
   try {
     const perNode = new Map<number, ({ kind: 'record'; seq: number; eventId: string } | { kind: 'gap'; gap: GapRecord })[]>();
-    for (const message of await transport.readTopic(topic, { messagesMax: 10_000_000 })) {
+    // Right after a restart the group coordinator may not be ready yet (its offsets topic is
+    // created on first use): read again a few times.
+    let messages: Awaited<ReturnType<KafkaTransport['readTopic']>> | undefined;
+    for (let attempt = 1; messages === undefined; attempt++) {
+      try {
+        messages = await transport.readTopic(topic, { messagesMax: 10_000_000 });
+      } catch (error) {
+        if (attempt >= 10) throw error;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+    for (const message of messages) {
       for (const d of decodeMessage(message.value, 1 << 20)) {
         if (!d.ok) throw new Error(`undecodable message on ${topic}: ${d.reason}`);
         const item = d.kind === 'transition' ? { run: d.record.run_id, node: d.record.node, v: { kind: 'record' as const, seq: d.record.node_seq, eventId: d.record.event_id } } : { run: d.gap.run_id, node: d.gap.node, v: { kind: 'gap' as const, gap: d.gap } };
@@ -132,6 +143,49 @@ function checkStream(items: readonly ({ kind: 'record'; seq: number; eventId: st
   expect(next, `${label}: the stream must reach the last record produced`).toBe(produced);
   return { records, gapRecords, gaps, redelivered, ranges };
 }
+
+describe('fault: the broker is down when the node starts, and the node restarts before it is back', () => {
+  it('starts without the broker, leaves its records in the spool when it stops, and the next process delivers them first, in order', async () => {
+    const broker = await FaultBroker.start();
+    cleanup.push(() => broker.stop());
+    const suffix = randomUUID().slice(0, 8);
+    const topic = `faults.producer-restart.${suffix}`;
+    const spoolDir = mkdtempSync(join(tmpdir(), 'lattice-fault-spool-'));
+    cleanup.push(() => rmSync(spoolDir, { recursive: true, force: true }));
+    const runId = `fault-prod-restart-${suffix}`;
+    const env = {
+      LATTICE_KAFKA_BROKERS: broker.brokers.join(','),
+      LATTICE_KAFKA_TOPIC: topic,
+      LATTICE_KAFKA_PARTITIONS: '2',
+      LATTICE_LOG_LEVEL: 'error',
+      LATTICE_PRODUCER_SPOOL_DIR: spoolDir,
+      LATTICE_PRODUCER_SEND_TIMEOUT_MS: '3000',
+      LATTICE_PRODUCER_RETRY_BACKOFF_MAX_MS: '1000',
+      LATTICE_PRODUCER_CLOSE_TIMEOUT_MS: '500',
+    };
+    const records = makeRecords(runId, 10_000, 1);
+    await broker.kill9();
+    // The node process starts while the broker is away: creating its sink does not wait for it.
+    const first = await createTraceSink({ node: 0, runId }, env);
+    for (let i = 0; i < 5_000; i += 5) await first.write(records.slice(i, i + 5));
+    await first.close();
+    expect(first.stats.recordsSent).toBe(0);
+    // The process stops (its close gave up on the broker): everything is in its spool.
+    const second = await createTraceSink({ node: 0, runId }, { ...env, LATTICE_PRODUCER_CLOSE_TIMEOUT_MS: '120000' });
+    expect(second.spoolDir).toBe(first.spoolDir);
+    expect(second.stats.spoolRecords).toBe(5_000);
+    for (let i = 5_000; i < 10_000; i += 5) await second.write(records.slice(i, i + 5));
+    await broker.restart();
+    await second.close();
+    expect(second.stats.recordsSent).toBe(10_000);
+    expect(second.stats.recordsReplayed).toBeGreaterThanOrEqual(5_000);
+    const streams = await readNodes(broker.brokers, topic, runId);
+    const counts = checkStream(streams.get(0) ?? [], 10_000, 'node 0');
+    console.log(`producer restart while the broker is down: ${JSON.stringify({ produced: 10_000, ...counts, ranges: undefined })}`);
+    expect(counts.records).toBe(10_000);
+    expect(counts.gaps).toBe(0);
+  }, 300_000);
+});
 
 describe('fault: broker kill -9 while nodes produce', () => {
   const outages = FULL ? [10_000, 120_000] : [10_000];
