@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LatticeConfig } from '../core/config.ts';
 import type { Logger } from '../core/logging.ts';
-import { BatchingProducerSink } from '../collector/producer-sink.ts';
+import { BatchingProducerSink, ProducerCounters } from '../collector/producer-sink.ts';
 import { runCollectorService, transportFromConfig, type CollectorServiceHandle } from '../collector/run.ts';
 import type { Transport, TransportProducer } from '../collector/transport/transport.ts';
 import type { Scenario } from '../cluster/chaos/scenario.ts';
@@ -29,13 +29,17 @@ export class Pipeline {
     readonly transport: Transport,
     private readonly service: CollectorServiceHandle,
     private readonly producer: TransportProducer,
+    /** Shared by the run's sinks, so `/metrics` counts the session's producing as a whole. */
+    private readonly producerCounters: ProducerCounters,
   ) {}
 
   static async open(config: LatticeConfig, logger: Logger): Promise<Pipeline> {
     const store = await openStore(config.store);
     const transport = transportFromConfig(config, logger);
+    const producerCounters = new ProducerCounters();
     try {
       const service = await runCollectorService({
+        producerStats: () => producerCounters.snapshot(),
         config,
         logger,
         store,
@@ -48,7 +52,7 @@ export class Pipeline {
         metricsHost: '127.0.0.1',
       });
       const producer = await transport.createProducer();
-      return new Pipeline(config, store, transport, service, producer);
+      return new Pipeline(config, store, transport, service, producer, producerCounters);
     } catch (error) {
       await transport.close().catch(() => undefined);
       await store.close().catch(() => undefined);
@@ -60,7 +64,9 @@ export class Pipeline {
    * and its features are computed. */
   async ingestRun(protocol: ProtocolDefinition, scenario: Scenario, seed: number): Promise<IngestedRun> {
     const deadBefore = this.service.stats.deadLettered;
-    const sink = new BatchingProducerSink(this.producer, { topic: this.config.transport.topic });
+    // The simulator runs on virtual time, so it may wait for the pipeline: backpressure, not a
+    // spool (a real replica never waits: see collector/kafka-trace-sink.ts).
+    const sink = new BatchingProducerSink(this.producer, { topic: this.config.transport.topic, whenFull: 'wait', counters: this.producerCounters });
     const result = await runSimulation({ protocol, scenario, seed, sink });
     await sink.flush();
     await this.drain();

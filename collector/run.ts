@@ -14,6 +14,7 @@ import { migrate } from '../store/migrations.ts';
 import { Collector, type CollectorStats, type RecordWriter } from './collector.ts';
 import { readinessOf } from './health.ts';
 import { CollectorMetrics } from './metrics.ts';
+import { registerProducerMetrics, type ProducerStatsSource } from './producer-metrics.ts';
 import type { RetryPolicy } from './retry.ts';
 import { storeRecordWriter } from './store-writer.ts';
 import { InProcessTransport } from './transport/in-process.ts';
@@ -40,6 +41,8 @@ export interface CollectorServiceOptions {
   /** Wraps the store writer (tests inject outages here). */
   readonly wrapWriter?: (writer: RecordWriter) => RecordWriter;
   readonly retry?: RetryPolicy;
+  /** Producers in this process (the embedded pipeline's): their counters join `/metrics`. */
+  readonly producerStats?: ProducerStatsSource;
 }
 
 export interface CollectorServiceHandle {
@@ -175,6 +178,7 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
       labels: { group: config.collector.group_id },
       processMetrics: true,
     });
+    if (options.producerStats) registerProducerMetrics(metrics.registry, options.producerStats);
     const startedAtMs = Date.now();
     const readiness = async () => {
       const lag = await transport.lag(config.collector.group_id, config.transport.topic).catch(() => null);

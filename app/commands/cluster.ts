@@ -44,6 +44,9 @@ export function registerClusterCommands(program: Command): void {
         process.env.LATTICE_KAFKA_BROKERS = config.transport.brokers.join(',');
         process.env.LATTICE_KAFKA_TOPIC = config.transport.topic;
         process.env.LATTICE_KAFKA_PARTITIONS = String(config.transport.partitions);
+        // Each node spools under this root while the broker is away; absolute, whatever its cwd.
+        process.env.LATTICE_PRODUCER_SPOOL_DIR = resolve(config.producer.spool_dir);
+        process.env.LATTICE_PRODUCER_SPOOL_BYTES_MAX = String(config.producer.spool_bytes_max);
       }
       const up = await clusterUp({
         protocol: options.protocol,

@@ -3,7 +3,7 @@
  * embedded engine: ingest, features refreshed, Prometheus metrics scraped, graceful stop.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchingProducerSink } from '../../collector/producer-sink.ts';
+import { BatchingProducerSink, ProducerCounters } from '../../collector/producer-sink.ts';
 import { runCollectorService, type CollectorServiceHandle } from '../../collector/run.ts';
 import { InProcessTransport } from '../../collector/transport/in-process.ts';
 import { loadConfig } from '../../core/config.ts';
@@ -27,6 +27,7 @@ describe('collector service (in-process transport, embedded store)', () => {
   const transport = new InProcessTransport({ defaultPartitions: 4 });
   const abort = new AbortController();
   let outage = true;
+  const producerCounters = new ProducerCounters();
   const config = loadConfig({ overrides: { collector: { group_id: 'svc-test', batch_rows_max: 400, flush_interval_ms: 50 }, transport: { partitions: 4 } } });
 
   beforeAll(async () => {
@@ -38,6 +39,7 @@ describe('collector service (in-process transport, embedded store)', () => {
       transport,
       signal: abort.signal,
       handleSignals: false,
+      producerStats: () => producerCounters.snapshot(),
       metricsPort: 0,
       featuresIntervalMs: 100,
       retry: { initialDelayMs: 10, maxDelayMs: 50, multiplier: 2, attemptsMax: Number.POSITIVE_INFINITY },
@@ -58,7 +60,7 @@ describe('collector service (in-process transport, embedded store)', () => {
 
   it('ingests, refreshes features, and serves metrics: lag, batch sizes, insert latency, DLQ by reason, retries', async () => {
     const producer = await transport.createProducer();
-    const sink = new BatchingProducerSink(producer, { topic: config.transport.topic, batchRecordsMax: 200 });
+    const sink = new BatchingProducerSink(producer, { topic: config.transport.topic, batchRecordsMax: 200, counters: producerCounters });
     const records = makeRecords('svc-run', 2_000, 4);
     await sink.write(records);
     await sink.flush();
@@ -100,6 +102,9 @@ describe('collector service (in-process transport, embedded store)', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ ready: true, reasons: [], lag: 0 });
     expect(metric(text, 'lattice_collector_consuming')).toBe(1);
+    // The producers of this process report beside the collector.
+    expect(metric(text, 'lattice_producer_records_sent_total')).toBe(records.length);
+    expect(metric(text, 'lattice_producer_records_dropped_total')).toBe(0);
     // Nothing asked for another address, so the endpoint is on loopback only.
     expect(service.metricsAddress).toBe('127.0.0.1');
   });
