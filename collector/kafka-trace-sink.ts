@@ -21,7 +21,8 @@ import { createLogger, type Logger } from '../core/logging.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
 import type { GapTraceSink, ObservableTraceSink, TraceSinkContext } from '../cluster/tcp/trace-output.ts';
 import { serveProducerMetrics } from './producer-metrics.ts';
-import { BatchingProducerSink, ReconnectingProducer, type ProducerStats } from './producer-sink.ts';
+import { BatchingProducerSink, type ProducerStats } from './producer-sink.ts';
+import { ReconnectingProducer } from './reconnecting-producer.ts';
 import { Spool } from './spool.ts';
 import { KafkaTransport } from './transport/kafka.ts';
 
