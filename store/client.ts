@@ -31,7 +31,7 @@ export interface Store {
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
 export async function openStore(config: LatticeConfig['store']): Promise<Store> {
-  const { client, kind, location } = config.url ? connectServer(config, config.url) : connectEmbedded(config.data_dir);
+  const { client, kind, location } = config.url ? connectServer(config, config.url) : connectEmbedded(config.data_dir, config.request_timeout_ms);
   const database = config.database;
   try {
     await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
@@ -55,7 +55,7 @@ export async function openStore(config: LatticeConfig['store']): Promise<Store> 
   };
 }
 
-function connectEmbedded(dataDir: string): { client: ClickHouseClient; kind: StoreKind; location: string } {
+function connectEmbedded(dataDir: string, requestTimeoutMs: number): { client: ClickHouseClient; kind: StoreKind; location: string } {
   const path = resolve(dataDir);
   mkdirSync(path, { recursive: true });
   let connection: ClientConnection;
@@ -66,7 +66,10 @@ function connectEmbedded(dataDir: string): { client: ClickHouseClient; kind: Sto
   } catch (cause) {
     throw new StoreError('STORE_UNAVAILABLE', `cannot open the embedded ClickHouse data directory ${path} (another Lattice process may own it): ${(cause as Error).message}`, { cause });
   }
-  return { client: createClient({ connection }), kind: 'embedded', location: path };
+  // No socket to time out in-process: the engine bounds each statement itself, failing with
+  // TIMEOUT_EXCEEDED (159, retriable in store/errors.ts) like a server's request timeout would.
+  const clickhouse_settings = { max_execution_time: Math.max(1, Math.ceil(requestTimeoutMs / 1000)), timeout_overflow_mode: 'throw' as const };
+  return { client: createClient({ connection, clickhouse_settings }), kind: 'embedded', location: path };
 }
 
 function connectServer(config: LatticeConfig['store'], url: string): { client: ClickHouseClient; kind: StoreKind; location: string } {
