@@ -1,23 +1,26 @@
 /**
  * The collector: consumes trace records, validates them, writes them to the store and only then
- * lets the transport commit the offsets (at-least-once; the store's idempotent table makes the
- * redelivered duplicates disappear). Malformed records go to the dead-letter topic with the
- * reason and their source offset, in the same batch, before the commit: nothing is dropped
- * without a trace. Batches handed over concurrently (one per partition) are stored together by
- * group commit (group-commit.ts), in inserts bounded by rows and by time. While the store is down
- * the insert is retried with backoff and no batch returns, which holds back consumption (no
+ * lets the transport commit the offsets (at-least-once). Nothing is dropped or changed without a
+ * trace: malformed input goes to the dead-letter topic with its reason and exact bytes; records
+ * the store already holds are skipped if identical and dead-lettered as `conflict` if not
+ * (known-records.ts); an insert the store refuses is bisected so only the refused records are
+ * dead-lettered (bisect.ts); gap records go to `trace_gaps`. All of it happens before the commit.
+ * Batches handed over concurrently (one per partition) are stored together by group commit
+ * (group-commit.ts), in inserts bounded by rows and by time. While the store is unavailable every
+ * store call is retried with backoff and no batch returns, which holds back consumption (no
  * unbounded buffering, no reordering within a node: one node is one partition, handled in order).
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { GapRecord } from '../core/gap-record.ts';
 import { canonicalRecordJson, type TraceRecord } from '../core/trace-schema.ts';
 import type { NodeSeqRange } from '../store/transitions.ts';
 import { insertBisecting } from './bisect.ts';
+import { bytesOf, withoutKnownRecords, type Entry, type Unit } from './known-records.ts';
 import { nodeKeyOf, StoredWatermarks } from './stored-watermarks.ts';
-import { deadLetterMessage, deadLetterOf, DLQ_HEADERS, type DeadLetter } from './dead-letter.ts';
+import { deadLetterMessage, deadLetterOf, type DeadLetter } from './dead-letter.ts';
 import { decodeMessage, decodeMessageFast } from './decode.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { STORE_RETRY, withRetry, type RetryPolicy } from './retry.ts';
@@ -234,7 +237,14 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const consumed = decoded.consumed;
     const slot = slotOf(batch);
     this.watermarks.follow(slot, batch.messages[0]?.offset ?? '0');
-    const fresh = await this.withoutKnown(slot, decoded.messages, dead, heartbeat);
+    const known = await withoutKnownRecords(slot, decoded.messages, this.watermarks, {
+      maxima: (nodes) => this.storeRetrying(() => this.writer.storedMaxNodeSeq(nodes), heartbeat),
+      versions: (ranges) => this.storeRetrying(() => this.writer.storedVersions(ranges), heartbeat),
+    });
+    this.stats.duplicatesSkipped += known.duplicates;
+    this.stats.conflicts += known.conflicts.length;
+    for (const letter of known.conflicts) dead.push(letter);
+    const fresh = known.kept;
 
     // Chunks of at most batchRowsMax records for group commit; a message's block stays whole.
     const step = this.options.batchRowsMax;
@@ -322,76 +332,6 @@ export class Collector extends EventEmitter<CollectorEvents> {
     return { messages, gaps, dead, consumed };
   }
 
-  /**
-   * Drops records the store already holds with the same contents (a redelivery: at-least-once
-   * is expected to repeat), and turns a record whose event id is already stored *with other
-   * contents* into a `conflict` dead letter carrying both versions, instead of letting the
-   * table's deduplication keep one of them silently. Same within the batch itself.
-   */
-  private async withoutKnown(slot: string, units: Unit[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<Unit[]> {
-    // Nodes nothing is known about: ask the store how far each has been stored.
-    const unknown = new Map<string, { runId: string; node: number }>();
-    for (const unit of units) {
-      for (const { record } of unit.entries) {
-        const key = nodeKeyOf(record.run_id, record.node);
-        if (this.watermarks.maxOf(key) === undefined && !unknown.has(key)) unknown.set(key, { runId: record.run_id, node: record.node });
-      }
-    }
-    if (unknown.size > 0) {
-      const maxima = await this.storeRetrying(() => this.writer.storedMaxNodeSeq([...unknown.values()]), heartbeat);
-      const found = new Map(maxima.map((m) => [nodeKeyOf(m.runId, m.node), m.max]));
-      for (const key of unknown.keys()) this.watermarks.learn(key, slot, found.get(key) ?? -1);
-    }
-    // Only records at or below a node's watermark can be in the store already.
-    const ranges = new Map<string, { runId: string; node: number; first: number; last: number }>();
-    for (const unit of units) {
-      for (const { record } of unit.entries) {
-        const key = nodeKeyOf(record.run_id, record.node);
-        if (record.node_seq > this.watermarks.maxOf(key)!) continue;
-        const range = ranges.get(key);
-        if (range === undefined) ranges.set(key, { runId: record.run_id, node: record.node, first: record.node_seq, last: record.node_seq });
-        else {
-          if (record.node_seq < range.first) range.first = record.node_seq;
-          if (record.node_seq > range.last) range.last = record.node_seq;
-        }
-      }
-    }
-    const stored = ranges.size === 0 ? [] : await this.storeRetrying(() => this.writer.storedVersions([...ranges.values()]), heartbeat);
-    const storedById = new Map<string, string[]>();
-    for (const record of stored) {
-      const versions = storedById.get(record.event_id);
-      const json = canonicalRecordJson(record);
-      if (versions === undefined) storedById.set(record.event_id, [json]);
-      else if (!versions.includes(json)) versions.push(json);
-    }
-    const inBatch = new Map<string, TraceRecord>();
-    const out: Unit[] = [];
-    for (const unit of units) {
-      const kept: Entry[] = [];
-      for (const entry of unit.entries) {
-        const id = entry.record.event_id;
-        const versions = storedById.get(id);
-        const earlier = inBatch.get(id);
-        if (versions === undefined && earlier === undefined) {
-          inBatch.set(id, entry.record);
-          kept.push(entry);
-          continue;
-        }
-        const json = canonicalRecordJson(entry.record);
-        const known = versions ?? [canonicalRecordJson(earlier!)];
-        if (known.includes(json)) {
-          this.stats.duplicatesSkipped++;
-          continue;
-        }
-        this.stats.conflicts++;
-        dead.push(deadLetterOf(entry.message, 'conflict', [{ path: 'event_id', message: `${id} is already stored with different contents (the stored version is in the ${DLQ_HEADERS.stored} header)` }], { index: entry.index, value: bytesOf(entry), stored: known[0]! }));
-      }
-      if (kept.length === unit.entries.length) out.push(unit);
-      else if (kept.length > 0) out.push({ message: unit.message, block: undefined, entries: kept });
-    }
-    return out;
-  }
-
   private async storeGaps(gaps: readonly GapEntry[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<void> {
     if (gaps.length === 0) return;
     const rejected = await insertBisecting(gaps, (some) => this.storeRetrying(() => this.writer.writeGaps(some.map((g) => g.gap)), heartbeat));
@@ -436,39 +376,11 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 }
 
-/** A valid record of the batch and where it came from (for dead letters). */
-interface Entry {
-  readonly record: TraceRecord;
-  readonly message: IncomingMessage;
-  readonly index: number;
-  /** The record's own bytes when the message was decoded line by line (fast path: undefined). */
-  readonly bytes: Buffer | undefined;
-  /** Its JSONEachRow line, when not part of its message's block. */
-  readonly row: string | undefined;
-}
-
-/** One message's valid records; `block` is its body as NDJSON when all of it can go as it is. */
-interface Unit {
-  readonly message: IncomingMessage;
-  readonly block: string | undefined;
-  readonly entries: readonly Entry[];
-}
-
 interface GapEntry {
   readonly gap: GapRecord;
   readonly message: IncomingMessage;
   readonly index: number;
   readonly bytes: Buffer;
-}
-
-/** A record's own bytes: the line it was on in its message (fast-path entries keep none). */
-function bytesOf(entry: Entry): Buffer {
-  if (entry.bytes !== undefined) return entry.bytes;
-  const value = entry.message.value;
-  let start = 0;
-  for (let line = 0; line < entry.index; line++) start = value.indexOf(0x0a, start) + 1;
-  const end = value.indexOf(0x0a, start);
-  return value.subarray(start, end < 0 ? value.length : end);
 }
 
 const slotOf = (batch: IncomingBatch) => `${batch.topic}:${batch.partition}`;
