@@ -18,7 +18,7 @@ export const REPLAYED_FROM_HEADER = 'lattice.dlq.replayed_from';
 
 export async function readDeadLetters(transport: Transport, dlqTopic: string, options: { messagesMax: number }): Promise<StoredDeadLetter[]> {
   if (transport.kind === 'inprocess') {
-    throw new LatticeError('CONFIG_INVALID', 'the in-process transport keeps dead letters only inside the process that collected them (the demo prints them); to inspect and replay dead letters, collect through Kafka (--transport kafka)');
+    throw new LatticeError('CONFIG_INVALID', 'the in-process transport keeps dead letters only inside the process that collected them (the demo counts them in its summary); to inspect and replay dead letters, collect through Kafka (--transport kafka)');
   }
   const messages = await transport.readTopic(dlqTopic, options);
   const out: StoredDeadLetter[] = [];
