@@ -3,6 +3,7 @@
  * correct and unaware; the chaos engine flips these switches and the node's messages are
  * withheld, forged, equivocated or replayed on their way out (Twins-style adversarial wiring).
  */
+import { invariant } from '../../core/errors.ts';
 import type { Rng } from '../../core/rng.ts';
 import type { Authenticator, ByzantineHooks, Message, NodeId } from '../protocol.ts';
 
@@ -16,12 +17,43 @@ export class Misbehaviour {
   /** forged_vote: send votes for a wrong digest, signed with the node's own key. */
   wrongDigest = 0;
   silent = 0;
-  /** Probability of withholding each vote (withheld_vote). */
-  withholdRate = 0;
-  /** Probability, per outbound message, of also re-sending an old recorded message (replay). */
-  replayRate = 0;
+  /**
+   * The rates of the active withheld_vote / replay faults, one entry per fault, so that
+   * overlapping faults nest like the counters above: the first to end leaves the others acting.
+   * Each active fault acts independently, so the combined probability is 1 − Π(1 − rate).
+   */
+  private readonly withholdRates: number[] = [];
+  private readonly replayRates: number[] = [];
   private readonly recorded: Message[] = [];
   private recordedNext = 0;
+
+  /** Probability of withholding each vote (withheld_vote). */
+  get withholdRate(): number {
+    return combined(this.withholdRates);
+  }
+
+  /** Probability, per outbound message, of also re-sending an old recorded message (replay). */
+  get replayRate(): number {
+    return combined(this.replayRates);
+  }
+
+  startWithholding(rate: number): void {
+    this.withholdRates.push(rate);
+  }
+
+  stopWithholding(rate: number): void {
+    removeOne(this.withholdRates, rate);
+  }
+
+  startReplaying(rate: number): void {
+    this.replayRates.push(rate);
+  }
+
+  /** The last replay fault to end also forgets what it recorded. */
+  stopReplaying(rate: number): void {
+    removeOne(this.replayRates, rate);
+    if (this.replayRates.length === 0) this.clearRecorded();
+  }
 
   get active(): boolean {
     return this.equivocate + this.impersonate + this.wrongDigest + this.silent > 0 || this.withholdRate > 0 || this.replayRate > 0;
@@ -44,6 +76,18 @@ export class Misbehaviour {
     this.recorded.length = 0;
     this.recordedNext = 0;
   }
+}
+
+function combined(rates: readonly number[]): number {
+  let pass = 1;
+  for (const rate of rates) pass *= 1 - rate;
+  return 1 - pass;
+}
+
+function removeOne(rates: number[], rate: number): void {
+  const at = rates.indexOf(rate);
+  invariant(at >= 0, `ending a fault at rate ${rate} that never started`);
+  rates.splice(at, 1);
 }
 
 export interface OutboundNode {

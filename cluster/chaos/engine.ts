@@ -166,12 +166,9 @@ export class ChaosEngine {
       case 'silent':
         return this.toggle(spec.nodes, (h, d) => (h.misbehaviour.silent += d));
       case 'withheld_vote':
-        return this.toggle(spec.nodes, (h, d) => (h.misbehaviour.withholdRate = d > 0 ? spec.rate : 0));
+        return this.toggle(spec.nodes, (h, d) => (d > 0 ? h.misbehaviour.startWithholding(spec.rate) : h.misbehaviour.stopWithholding(spec.rate)));
       case 'replay':
-        return this.toggle(spec.nodes, (h, d) => {
-          h.misbehaviour.replayRate = d > 0 ? spec.rate : 0;
-          if (d < 0) h.misbehaviour.clearRecorded();
-        });
+        return this.toggle(spec.nodes, (h, d) => (d > 0 ? h.misbehaviour.startReplaying(spec.rate) : h.misbehaviour.stopReplaying(spec.rate)));
       case 'state_corruption': {
         // Corruption is a one-off change to the runtime state; it persists after the label ends.
         for (const host of this.hostsOf(spec.nodes)) host.stateMachine.corrupt(this.rng);

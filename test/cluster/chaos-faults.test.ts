@@ -154,6 +154,61 @@ describe('chaos engine: network faults', () => {
   });
 });
 
+describe('overlapping faults of one toggled kind nest: the first to end leaves the other acting', () => {
+  it('withheld_vote and replay rates: one entry per fault, combined independently, off only when the last ends', () => {
+    const m = new Misbehaviour();
+    m.startWithholding(0.5);
+    m.startWithholding(0.2);
+    expect(m.withholdRate).toBeCloseTo(1 - 0.5 * 0.8);
+    m.stopWithholding(0.5);
+    expect(m.withholdRate).toBeCloseTo(0.2);
+    expect(m.active).toBe(true);
+    m.stopWithholding(0.2);
+    expect(m.withholdRate).toBe(0);
+    expect(m.active).toBe(false);
+
+    const old = { type: 'order', from: 1, seq: 1 };
+    m.startReplaying(1);
+    m.startReplaying(0.5);
+    m.remember(old);
+    m.stopReplaying(1);
+    // The second replay fault still acts, with what was recorded.
+    expect(m.replayRate).toBeCloseTo(0.5);
+    expect(m.pickRecorded(createRng(1))).toBe(old);
+    m.stopReplaying(0.5);
+    expect(m.replayRate).toBe(0);
+    expect(m.pickRecorded(createRng(1))).toBeUndefined();
+    expect(() => m.stopReplaying(0.5)).toThrow(/never started/);
+  });
+
+  for (const kind of ['withheld_vote', 'replay'] as const) {
+    it(`${kind}: two overlapping faults on one node; after the first ends, the behaviour goes on while the label does`, async () => {
+      // Fault A covers 0–200 ms, fault B 100–500 ms, both on every replica but the orderer (withheld)
+      // or on the orderer (replay). Between 200 and 500 ms only B is active: its label and its
+      // effect must both be there; after 500 ms neither.
+      const nodes = kind === 'withheld_vote' ? [1, 2, 3] : [0];
+      const { records } = await run([
+        { at_ms: 0, duration_ms: 200, kind, nodes, rate: 1 },
+        { at_ms: 100, duration_ms: 400, kind, nodes, rate: 1 },
+      ]);
+      const onlyB = within(records, 210, 495);
+      expect(onlyB.length).toBeGreaterThan(0);
+      expect(onlyB.every((r) => r.faults.includes(kind))).toBe(true);
+      const after = within(records, 510, 700);
+      expect(after.every((r) => !r.faults.includes(kind))).toBe(true);
+      if (kind === 'withheld_vote') {
+        // Every vote withheld: the orderer commits nothing while B lasts, and commits again after.
+        expect(onlyB.filter((r) => r.node === 0 && r.phase === 'commit')).toHaveLength(0);
+        expect(after.filter((r) => r.node === 0 && r.phase === 'commit').length).toBeGreaterThan(0);
+      } else {
+        // Every message of the orderer comes with a replayed copy while B lasts.
+        const sentPerRecord = (rs: TraceRecord[]) => rs.filter((r) => r.node === 0).reduce((sum, r) => sum + r.msgs_sent, 0) / Math.max(1, rs.filter((r) => r.node === 0).length);
+        expect(sentPerRecord(onlyB)).toBeGreaterThan(sentPerRecord(after) * 1.3);
+      }
+    });
+  }
+});
+
 describe('outbound misbehaviour filter', () => {
   const auth = createAuthenticator('secret', 1, 4);
   const peer = createAuthenticator('secret', 0, 4);
@@ -177,10 +232,10 @@ describe('outbound misbehaviour filter', () => {
   });
 
   it('withheld_vote drops votes only; silent drops everything; replay adds recorded messages', () => {
-    expect(outboundCopies(node((m) => { m.withholdRate = 1; }), 0, vote)).toEqual([]);
-    expect(outboundCopies(node((m) => { m.withholdRate = 1; }), 0, nonVote)).toHaveLength(1);
+    expect(outboundCopies(node((m) => m.startWithholding(1)), 0, vote)).toEqual([]);
+    expect(outboundCopies(node((m) => m.startWithholding(1)), 0, nonVote)).toHaveLength(1);
     expect(outboundCopies(node((m) => { m.silent = 1; }), 0, nonVote)).toEqual([]);
-    const replaying = node((m) => { m.replayRate = 1; });
+    const replaying = node((m) => m.startReplaying(1));
     const old = auth.sign({ type: 'order', from: 1, seq: 1 });
     replaying.misbehaviour.remember(old);
     expect(outboundCopies(replaying, 2, nonVote).map((c) => c.message)).toEqual([nonVote, old]);
