@@ -25,7 +25,8 @@ interface ActiveFault {
 
 export interface FaultLogEntry {
   readonly timeUs: number;
-  readonly action: 'start' | 'end';
+  /** `effect_end`: a fault whose effect outlives it (state corruption) stopped acting. */
+  readonly action: 'start' | 'end' | 'effect_end';
   readonly kind: FaultKind;
   readonly nodes: readonly NodeId[];
 }
@@ -33,6 +34,12 @@ export interface FaultLogEntry {
 export class ChaosEngine {
   private readonly active = new Map<number, ActiveFault>();
   private nextId = 1;
+  /**
+   * Nodes whose state a state_corruption fault changed and that have not been right since: the
+   * corruption acts until the node's state matches its shadow again (a later write over the bad
+   * key, a state transfer), however long the fault's own duration was, and is labelled so.
+   */
+  private readonly corrupted = new Set<NodeId>();
   private kinds: readonly FaultKind[] = [];
   private faultyNodes: readonly NodeId[] = [];
   /** Every start and end, for the run report and tests. */
@@ -88,6 +95,13 @@ export class ChaosEngine {
     this.relabel();
   }
 
+  /** A node's state was checked (every transition): a corruption's effect ends once it is right. */
+  onStateChecked(node: NodeId, match: boolean): void {
+    if (this.corrupted.size === 0 || !match || !this.corrupted.delete(node)) return;
+    this.log.push({ timeUs: this.target.sim.nowUs(), action: 'effect_end', kind: 'state_corruption', nodes: [node] });
+    this.relabel();
+  }
+
   /** End of the fault period: heal the network, restart crashed nodes, stop misbehaving. */
   endAll(): void {
     for (const id of [...this.active.keys()]) this.end(id);
@@ -97,9 +111,13 @@ export class ChaosEngine {
     const kinds = new Set<FaultKind>();
     const nodes = new Set<NodeId>();
     for (const fault of this.active.values()) {
+      // A corruption is a one-off: its label follows its effect (`corrupted`), not its window.
+      if (fault.spec.kind === 'state_corruption') continue;
       kinds.add(fault.spec.kind);
       for (const node of fault.nodes) nodes.add(node);
     }
+    if (this.corrupted.size > 0) kinds.add('state_corruption');
+    for (const node of this.corrupted) nodes.add(node);
     this.kinds = Object.freeze([...kinds].sort());
     this.faultyNodes = Object.freeze([...nodes].sort((a, b) => a - b));
   }
@@ -170,8 +188,12 @@ export class ChaosEngine {
       case 'replay':
         return this.toggle(spec.nodes, (h, d) => (d > 0 ? h.misbehaviour.startReplaying(spec.rate) : h.misbehaviour.stopReplaying(spec.rate)));
       case 'state_corruption': {
-        // Corruption is a one-off change to the runtime state; it persists after the label ends.
-        for (const host of this.hostsOf(spec.nodes)) host.stateMachine.corrupt(this.rng);
+        // A one-off change to the runtime state: it acts (and is labelled) until the state is
+        // right again, not for the fault's duration (see `corrupted`).
+        for (const host of this.hostsOf(spec.nodes)) {
+          host.stateMachine.corrupt(this.rng);
+          this.corrupted.add(host.id);
+        }
         return { nodes: spec.nodes, undo: () => {} };
       }
     }

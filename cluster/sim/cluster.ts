@@ -144,6 +144,10 @@ export class SimCluster implements HostContext, ClientContext {
     return this.stateMachineFactory(node);
   }
 
+  onStateChecked(node: NodeId, match: boolean): void {
+    this.chaos.onStateChecked(node, match);
+  }
+
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void {
     this.shadowMismatches.push({ node, nodeSeq, tsUs: this.sim.nowUs(), runtime: check.runtime, shadow: check.shadow });
   }

@@ -41,6 +41,9 @@ export interface HostContext {
   activeFaults(): readonly FaultKind[];
   activeFaultyNodes(): readonly NodeId[];
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void;
+  /** Each transition's state check, before its labels are read: an effect that lasts as long
+   * as a node's state is wrong (state corruption) ends, with its label, when the state is right. */
+  onStateChecked(node: NodeId, match: boolean): void;
   /** A fresh, empty state machine for `node` (a restart with amnesia). */
   createStateMachine(node: NodeId): HarnessStateMachine;
 }
@@ -164,6 +167,9 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   trace(transition: Transition): void {
     const ctx = this.ctx;
     const check = this.stateMachine.check();
+    // The state itself, not `match`: a wrong result already returned stays a mismatch for the
+    // checks, but the corruption's effect on the state is over once the digests agree.
+    ctx.onStateChecked(this.id, check.runtime === check.shadow);
     const nodeSeq = this.nodeSeq++;
     const tsUs = ctx.sim.nowUs();
     const record = traceRecordOf(

@@ -94,6 +94,48 @@ describe('chaos engine: node faults', () => {
     expect(result.safetyViolations.filter((v) => v.kind === 'shadow-mismatch')).toHaveLength(0);
   });
 
+  it('state_corruption is labelled for as long as its effect lasts, not for the fault\'s duration', async () => {
+    // A seed whose corruption outlives the fault's 20 ms (in some, a write soon repairs the key).
+    let checked = 0;
+    for (let seed = 1; seed <= 12 && checked === 0; seed++) {
+      const { result, records } = await run([{ at_ms: 200, duration_ms: 20, kind: 'state_corruption', nodes: [3] }], seed);
+      const node3 = within(records, 200, 10_000).filter((r) => r.node === 3);
+      const rightAgain = node3.find((r) => r.state_hash === r.shadow_hash);
+      const effectEndMs = rightAgain === undefined ? Number.POSITIVE_INFINITY : at(rightAgain);
+      if (effectEndMs <= 230) continue;
+      checked++;
+      // Every record of every node is labelled while it acts, the corrupted node included.
+      const during = records.filter((r) => at(r) > 200 && at(r) < effectEndMs);
+      expect(during.length).toBeGreaterThan(10);
+      expect(during.every((r) => r.faults.includes('state_corruption') && r.faulty_nodes.includes(3)), `seed ${seed}`).toBe(true);
+      if (rightAgain !== undefined) {
+        // The record on which node 3 is right again carries no label, nor does anything after it.
+        expect(rightAgain.faults).not.toContain('state_corruption');
+        expect(records.filter((r) => at(r) > effectEndMs + 1).every((r) => !r.faults.includes('state_corruption'))).toBe(true);
+        expect(result.faultLog.some((e) => e.action === 'effect_end' && e.kind === 'state_corruption')).toBe(true);
+      }
+    }
+    expect(checked).toBe(1);
+  });
+
+  it('a state_corruption whose effect is undone soon (a write over the bad key) is labelled only that long, inside its window too', async () => {
+    // Many seeds: in some runs a write soon repairs the corrupted key. Wherever it does, the label
+    // ends on the transition that shows the state right again, even though the fault's window
+    // (here the whole run) is still open.
+    let repaired = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const { records } = await run([{ at_ms: 100, kind: 'state_corruption', nodes: [2] }], seed);
+      const node2 = within(records, 100, 10_000).filter((r) => r.node === 2);
+      const right = node2.find((r) => r.state_hash === r.shadow_hash);
+      if (right === undefined) continue;
+      repaired++;
+      expect(right.faults, `seed ${seed}`).not.toContain('state_corruption');
+      const wrongBefore = node2.filter((r) => at(r) < at(right));
+      expect(wrongBefore.every((r) => r.faults.includes('state_corruption')), `seed ${seed}`).toBe(true);
+    }
+    expect(repaired).toBeGreaterThan(0);
+  });
+
   it('equivocation by the sequencer makes correct followers diverge, and the checker sees it', async () => {
     const { result } = await run([{ at_ms: 100, duration_ms: 300, kind: 'equivocation', nodes: [0] }]);
     const log1 = result.executedLogs.get(1) ?? [];
