@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LatticeError } from '../core/errors.ts';
+import { isRetriable, LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { GapRecord } from '../core/gap-record.ts';
 import { canonicalRecordJson, type TraceRecord } from '../core/trace-schema.ts';
@@ -129,12 +129,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       flushIntervalMs: options.flushIntervalMs ?? 500,
       retry: options.retry ?? STORE_RETRY,
       shouldContinue: () => this.state === 'running',
-      onRetry: (error, attempt, delayMs) => {
-        this.storeUnavailableSinceMs ??= Date.now();
-        this.stats.storeRetries++;
-        this.emit('store_retry', { attempt, delayMs, error });
-        if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying insert', { attempt, delay_ms: delayMs, error });
-      },
+      onRetry: (error, attempt, delayMs) => this.noteRetry(error, attempt, delayMs),
       onStored: (rows, insertMs) => {
         this.stats.stored += rows;
         this.stats.inserts++;
@@ -154,7 +149,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     };
   }
 
-  /** The writer, with every call's time in flight recorded and each success clearing the outage. */
+  /** The writer, with every call's time in flight recorded: a retriable failure starts an outage, a success ends it. */
   private observed(writer: RecordWriter): RecordWriter {
     const track = <T>(call: () => Promise<T>): Promise<T> => {
       const entry = { sinceMs: Date.now() };
@@ -167,6 +162,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
         },
         (error: unknown) => {
           this.storeCallsInFlight.delete(entry);
+          if (isRetriable(error)) this.storeUnavailableSinceMs ??= Date.now();
           throw error;
         },
       );
@@ -343,6 +339,13 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (storedGaps.length > 0) this.emit('gaps_stored', storedGaps.map((g) => g.gap));
   }
 
+  /** Every retried store call, inserts and look-ups alike, counts and logs here. */
+  private noteRetry(error: unknown, attempt: number, delayMs: number): void {
+    this.stats.storeRetries++;
+    this.emit('store_retry', { attempt, delayMs, error });
+    if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying', { attempt, delay_ms: delayMs, error });
+  }
+
   /** One store call, retried with backoff while the store is unavailable (and heartbeating). */
   private storeRetrying<T>(operation: () => Promise<T>, heartbeat: () => Promise<void>): Promise<T> {
     return withRetry(operation, this.options.retry ?? STORE_RETRY, {
@@ -350,10 +353,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       sleep: (ms) => sleep(ms),
       shouldContinue: () => this.state === 'running',
       onRetry: async (error, attempt, delayMs) => {
-        this.storeUnavailableSinceMs ??= Date.now();
-        this.stats.storeRetries++;
-        this.emit('store_retry', { attempt, delayMs, error });
-        if (attempt === 1 || attempt % 10 === 0) this.options.logger.warn('store unavailable, retrying', { attempt, delay_ms: delayMs, error });
+        this.noteRetry(error, attempt, delayMs);
         await heartbeat().catch(() => undefined);
       },
     });

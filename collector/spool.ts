@@ -52,6 +52,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LatticeError, invariant } from '../core/errors.ts';
+import { processIsAlive } from '../core/process.ts';
 
 export type SpoolEntryKind = 'record' | 'gap';
 
@@ -185,14 +186,6 @@ function writeAll(fd: number, buffer: Buffer, position: number): void {
   while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done, position + done);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class Spool {
   private readonly segments: Segment[] = [];
@@ -447,7 +440,7 @@ export class Spool {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number(readFileSync(this.lockPath, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processIsAlive(holder)) {
         throw new LatticeError('CONFIG_INVALID', `spool directory ${dir} is in use by process ${holder}`);
       }
       // A stale lock (its process is gone): take the directory over.

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../../core/clock.ts';
 import { LatticeError } from '../../core/errors.ts';
+import { processIsAlive } from '../../core/process.ts';
 import { DEFAULT_PROTOCOL_OPTIONS, type ProtocolOptions } from '../protocol.ts';
 import { queryStatus } from './admin-client.ts';
 import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
@@ -281,29 +282,21 @@ export async function stopClusterFromFile(info: ClusterFile, graceMs = 3000): Pr
   const stopped: number[] = [];
   const alreadyGone: number[] = [];
   const live = info.pids.filter((pid) => {
-    const ours = pid > 0 && isAlive(pid) && isNodeOfRun(pid, info.run_id);
+    const ours = pid > 0 && processIsAlive(pid) && isNodeOfRun(pid, info.run_id);
     if (!ours) alreadyGone.push(pid);
     return ours;
   });
   for (const pid of live) signal(pid, 'SIGTERM');
   const deadline = nowMs() + graceMs;
-  while (live.some(isAlive) && nowMs() < deadline) await sleep(50);
+  while (live.some(processIsAlive) && nowMs() < deadline) await sleep(50);
   for (const pid of live) {
-    if (isAlive(pid)) signal(pid, 'SIGKILL');
+    if (processIsAlive(pid)) signal(pid, 'SIGKILL');
     stopped.push(pid);
   }
-  while (live.some(isAlive) && nowMs() < deadline + 2000) await sleep(50);
+  while (live.some(processIsAlive) && nowMs() < deadline + 2000) await sleep(50);
   return { stopped, alreadyGone };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function isNodeOfRun(pid: number, runId: string): boolean {
   const path = `/proc/${pid}/cmdline`;

@@ -7,6 +7,7 @@
  * hellos, and every message's MAC against its sender (inbound.ts), before the protocol sees it.
  */
 import type { ClientReply, ClientRequest, Message, NodeId } from '../protocol.ts';
+import type { TraceStatus } from './trace-output.ts';
 
 /** Fields every hello carries; see hello-auth.ts for what the tags cover. */
 interface HelloBase {
@@ -104,7 +105,8 @@ export interface InboundStatus {
 }
 
 /** What a node says about itself; the manager's readiness check and the tests read it. */
-export interface NodeStatus extends InboundStatus {
+/** The trace fields (records, drops, spool, gaps) are TraceStatus, defined with the trace buffer. */
+export interface NodeStatus extends InboundStatus, TraceStatus {
   readonly node: NodeId;
   readonly protocol: string;
   readonly pid: number;
@@ -119,16 +121,6 @@ export interface NodeStatus extends InboundStatus {
   readonly messagesReceived: number;
   readonly messagesDropped: number;
   readonly framesRejected: number;
-  readonly traceRecords: number;
-  /** Trace records that will never reach the store, all causes: each inside a declared gap. */
-  readonly traceDropped: number;
-  /** Trace records the node's producer put in its on-disk spool while the broker was away... */
-  readonly traceSpooled: number;
-  /** ...and sent from it since. */
-  readonly traceReplayed: number;
-  /** Gap records declared (trace buffer full, producer spool full, a sink write failed for good). */
-  readonly traceGaps: number;
-  readonly traceSpoolBytes: number;
   /** Socket write calls so far (peer links and accepted connections): each is a syscall, so
    * frames coalesced per write is the transport's main cost lever. */
   readonly socketWrites: number;

@@ -7,13 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Collector, RecordWriter } from '../../collector/collector.ts';
 import { readinessOf } from '../../collector/health.ts';
 import { KafkaTransport } from '../../collector/transport/kafka.ts';
+import { createLogger } from '../../core/logging.ts';
 import type { Store } from '../../store/client.ts';
 import { migrate } from '../../store/migrations.ts';
 import { countTransitions, eventIds } from '../../store/transitions.ts';
 import { requireKafkaBroker } from '../support/kafka.ts';
 import { makeRecords } from '../support/records.ts';
 import { openTestStore } from '../support/store.ts';
-import { collectorFor, drained, freshPipeline, produce, waitFor } from './pipeline-support.ts';
+import { collectorFor, drained, freshPipeline, produce, rawRowCount, waitFor } from './pipeline-support.ts';
 
 describe('collector supervision (real broker, real engine)', () => {
   let store: Store;
@@ -66,6 +67,51 @@ describe('collector supervision (real broker, real engine)', () => {
     await collector.stop();
     expect(await countTransitions(store, names.runId)).toBe(records.length);
     expect(new Set(await eventIds(store, names.runId))).toEqual(new Set(records.map((r) => r.event_id)));
+  }, 120_000);
+
+  it('a rebalance while a batch is in hand: the refused commit leaves the batch for redelivery, stored once, no crash', async () => {
+    // A second collector joins while the first one's insert hangs: the group rebalances under
+    // it, so its commit after the insert is refused (the group moved on). That must neither
+    // crash it nor lose or double the batch: it is redelivered and found already stored.
+    const lines: string[] = [];
+    const logged = createLogger('warn', {}, (line) => lines.push(line));
+    const own = new KafkaTransport({ brokers: await requireKafkaBroker(), clientId: 'lattice-rebalance-test', fetchMaxWaitMs: 100, logger: logged });
+    const names = await freshPipeline(own, 'rebalance', 2);
+    const records = makeRecords(names.runId, 800, 4);
+    let firstInsert = true;
+    let joined: Promise<void> | undefined;
+    let second: Collector | undefined;
+    const slowFirst = (writer: RecordWriter): RecordWriter => ({
+      ...writer,
+      async write(batch, rows) {
+        if (firstInsert) {
+          firstInsert = false;
+          second = collectorFor(transport, store, names);
+          running.push(second);
+          joined = second.start();
+          await new Promise((resolve) => setTimeout(resolve, 8_000));
+        }
+        await writer.write(batch, rows);
+      },
+    });
+    const first = collectorFor(own, store, names, slowFirst, 10_000);
+    running.push(first);
+    try {
+      await first.start();
+      await produce(own, names.topic, records);
+      await waitFor(() => joined !== undefined, 30_000, 'the first insert');
+      await joined;
+      await waitFor(async () => await drained(own, names), 60_000, 'the group to drain after the rebalance');
+      expect(lines.join('\n')).toMatch(/offset commit refused: the group rebalanced during the batch/);
+      const health = [...first.health().consumers, ...second!.health().consumers];
+      expect(health.every((c) => c.state === 'running' && c.crashes === 0)).toBe(true);
+      expect(await countTransitions(store, names.runId)).toBe(records.length);
+      expect(await rawRowCount(store, names.runId)).toBe(records.length);
+    } finally {
+      await first.stop();
+      await second?.stop();
+      await own.close();
+    }
   }, 120_000);
 
   it('a consumer that crashes on an error kafkajs gives up on is rebuilt, rejoins, and the batch is redelivered', async () => {

@@ -15,6 +15,7 @@ import type { IncomingMessage } from '../../collector/transport/transport.ts';
 import { FaultBroker, reapOrphans } from '../support/fault-broker.ts';
 import { isBrokerOf, KAFKA_ROOT, tcpReachable } from '../support/kafka.ts';
 import { waitFor } from '../support/transport-contract.ts';
+import { processIsAlive } from '../../core/process.ts';
 
 const FULL = process.env.LATTICE_FAULTS === 'full';
 /** Outages, each after a round of produced messages: kill -9 (and, in the long variant, graceful bounces between them). */
@@ -23,14 +24,6 @@ const PER_ROUND = FULL ? 20_000 : 3_000;
 const KEYS = 6;
 const PARTITIONS = 3;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A separate Node process that starts a FaultBroker, prints `pid stateDir` and then either exits
@@ -93,12 +86,12 @@ describe('fault broker (a private Kafka instance)', () => {
       if (outage === 'kill9') {
         await broker.kill9();
         expect(broker.running).toBe(false);
-        expect(alive(before)).toBe(false);
+        expect(processIsAlive(before)).toBe(false);
         expect(await tcpReachable('127.0.0.1', broker.port, 500)).toBe(false);
       }
       await broker.restart(); // after kill9: start again; while running: a graceful bounce
       expect(broker.running).toBe(true);
-      expect(alive(before)).toBe(false);
+      expect(processIsAlive(before)).toBe(false);
       expect(broker.pid).not.toBe(before);
     }
 
@@ -127,26 +120,26 @@ describe('fault broker (a private Kafka instance)', () => {
     // Exits without stop(): its exit hook killed the broker and removed the state dir.
     expect(await exiting.exited).toBe(0);
     // SIGKILL is delivered at once, but the orphan is reaped by init a moment later.
-    await waitFor(() => !alive(exiting.pid), 10_000, 'the exiting process\'s broker to die');
+    await waitFor(() => !processIsAlive(exiting.pid), 10_000, 'the exiting process\'s broker to die');
     expect(existsSync(exiting.stateDir)).toBe(false);
 
     // Killed outright, so it cannot clean up: its broker outlives it until the next
     // FaultBroker.start() (here the reaper it calls) removes it.
-    expect(alive(hanging.pid)).toBe(true);
+    expect(processIsAlive(hanging.pid)).toBe(true);
     hanging.child.kill('SIGKILL');
     await hanging.exited;
-    expect(alive(hanging.pid)).toBe(true);
+    expect(processIsAlive(hanging.pid)).toBe(true);
     reapOrphans();
-    await waitFor(() => !alive(hanging.pid), 10_000, 'the orphaned broker to die');
+    await waitFor(() => !processIsAlive(hanging.pid), 10_000, 'the orphaned broker to die');
     expect(existsSync(hanging.stateDir)).toBe(false);
     // Ours, still owned by a live process, was left alone.
-    expect(broker.running && alive(broker.pid!)).toBe(true);
+    expect(broker.running && processIsAlive(broker.pid!)).toBe(true);
   });
 
   it('stop() stops the broker and removes its state dir; the instance is then unusable', async () => {
     const pid = broker.pid!;
     await broker.stop();
-    expect(alive(pid)).toBe(false);
+    expect(processIsAlive(pid)).toBe(false);
     expect(existsSync(broker.stateDir)).toBe(false);
     expect(await tcpReachable('127.0.0.1', broker.port, 500)).toBe(false);
     await expect(broker.kill9()).rejects.toThrow(/after stop/);

@@ -14,11 +14,12 @@
  * and, for a worker that was itself killed, the next `FaultBroker.start()` reaps brokers whose
  * owning process is gone.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isBrokerOf, kafkaAnswers, runKafkaScript as runScript, tcpReachable } from './kafka.ts';
+import { isBrokerOf, kafkaAnswers, readPid, runKafkaScript as runScript, tcpReachable } from './kafka.ts';
+import { processIsAlive } from '../../core/process.ts';
 
 const STATE_PREFIX = 'lattice-fault-broker-';
 const OWNER_FILE = 'owner.pid';
@@ -195,29 +196,12 @@ export function reapOrphans(): void {
   for (const name of names) {
     const dir = join(tmpdir(), name);
     const owner = readPid(join(dir, OWNER_FILE));
-    if (owner === undefined || owner === process.pid || processAlive(owner)) continue;
+    if (owner === undefined || owner === process.pid || processIsAlive(owner)) continue;
     killBrokerIn(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (cause) {
-    return (cause as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Distinct free loopback ports (held open together while chosen, so they differ). */
 async function freePorts(count: number): Promise<number[]> {

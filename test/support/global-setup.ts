@@ -13,9 +13,8 @@
  * One line on stdout says which of these happened. The brokers reach the test processes in
  * LATTICE_KAFKA_BROKERS, and what happened in LATTICE_TEST_KAFKA_SETUP.
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { hostPort, isBrokerOf, KAFKA_ROOT, KAFKA_SETUP_ENV, kafkaAnswers, parseBrokers, runKafkaScript as runScript, tcpReachable } from './kafka.ts';
+import { hostPort, isBrokerOf, KAFKA_ROOT, KAFKA_SETUP_ENV, kafkaAnswers, parseBrokers, readPid, runKafkaScript as runScript, tcpReachable } from './kafka.ts';
 
 const ROOT = KAFKA_ROOT;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -105,15 +104,6 @@ export default async function setup(): Promise<() => Promise<void>> {
     const stop = await runScript('stop', env, 60_000);
     say(stop.ok ? `stopped the broker started for the tests (pid ${pid})` : `stopping the broker started for the tests (pid ${pid}) failed: ${lastLine(stop.output)}`);
   };
-}
-
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function lastLine(output: string): string {

@@ -118,3 +118,13 @@ export function runKafkaScript(command: string, env: NodeJS.ProcessEnv, boundMs:
     });
   });
 }
+
+/** The pid in a pid file (a broker's, an owner's), if the file holds one. */
+export function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
