@@ -164,11 +164,6 @@ const ERRNO_ROWS = rowsBy('errno');
 const CLIENT_ROWS = rowsBy('client');
 const CHDB_ROWS = rowsBy('chdb');
 
-/** The ClickHouse row for a code, if the table has one (the HTTP front names injected errors with it). */
-export function clickHouseErrorRow(code: number): StoreErrorRow | undefined {
-  return CLICKHOUSE_ROWS.get(code);
-}
-
 /** A classified store failure: the code the backend gave travels with it. */
 export class StoreBackendError extends StoreError {
   readonly source: StoreFailureSource | undefined;
