@@ -5,7 +5,7 @@
  * at two loads (the baseline scenarios' heavy default and a light one; each figure names its load).
  */
 import { createRng } from '../core/rng.ts';
-import { MemorySink } from '../core/sink.ts';
+import { DiscardSink, MemorySink } from '../core/sink.ts';
 import { loadScenarioFile, type Scenario } from '../cluster/chaos/scenario.ts';
 import type { Operation } from '../cluster/protocol.ts';
 import { protocolByName, scenarioPath } from '../cluster/protocols.ts';
@@ -98,7 +98,7 @@ const IDLE: SimLoad = { suffix: '_idle', clients: 1, thinkMs: 200, durationMs: 6
  * record still built, digested and hashed, then discarded; no post-run checker.
  */
 type SimMode = 'full' | 'sim_only';
-const DISCARD = { async write() {} };
+const DISCARD = new DiscardSink();
 
 function scenarioAt(protocolName: 'pbft' | 'epaxos', load: SimLoad): Scenario {
   const file = loadScenarioFile(scenarioPath(`${protocolName}-baseline`));

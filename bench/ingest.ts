@@ -204,10 +204,12 @@ function syntheticRecord(runId: string, i: number, nodes: number): TraceRecord {
     batch_size: phase === 'execute' ? 4 : 0,
     deps_count: 0,
     latency_us: phase === 'execute' ? 800 + (nodeSeq % 400) : null,
+    byzantine_altered: 0,
     state_hash: HASH_A,
     shadow_hash: nodeSeq % 1_000 === 999 ? HASH_B : HASH_A,
     faults: node === 3 ? ['clock_skew'] : [],
     faulty_nodes: node === 3 ? [3] : [],
+    recovering: false,
   };
 }
 

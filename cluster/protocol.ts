@@ -4,6 +4,7 @@
  * time, randomness, the network, timers and the state machine only through `ReplicaEnv`, so the
  * same code runs on virtual time with a seed or on the wall clock with sockets.
  */
+import type { RejectReason } from '../core/metrics-snapshot.ts';
 import type { Protocol, Phase } from '../core/trace-schema.ts';
 import type { Rng } from '../core/rng.ts';
 
@@ -130,6 +131,14 @@ export interface ReplicaEnv {
   readonly stateMachine: StateMachine;
   /** Report a transition; see Transition. */
   trace(transition: Transition): void;
+  /** Telemetry for the metrics snapshots: a message from a peer was refused, and why. */
+  rejected(reason: RejectReason): void;
+  /** Telemetry: a quorum completed, `waitedUs` after its first vote (this node's clock), with
+   * `lastPeer`'s vote completing it (the slowest member the quorum waited for). */
+  quorumCompleted(waitedUs: number, lastPeer: NodeId): void;
+  /** Telemetry: a vote from `from` arrived `waitedUs` after this node started waiting for it
+   * (late votes, after the quorum completed, included: they show a slow peer quorums leave out). */
+  voteReceived(from: NodeId, waitedUs: number): void;
 }
 
 export interface Replica {
@@ -153,6 +162,8 @@ export interface ClientEnv {
   cancelTimer(handle: TimerHandle): void;
   /** The operation completed with this result (called once per request). */
   complete(requestId: number, result: OperationResult): void;
+  /** Telemetry: the client re-sent a request (a timeout). */
+  retried(): void;
 }
 
 export interface ProtocolClient {

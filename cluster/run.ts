@@ -21,6 +21,8 @@ import type { FaultLogEntry } from './chaos/engine.ts';
 import { SIM_EPOCH_US } from './sim/simulator.ts';
 import { initBlake3 } from './state/blake3.ts';
 import { TraceHasher } from './sim/trace-hash.ts';
+import { SNAPSHOT_INTERVAL_US } from './telemetry.ts';
+import { SNAPSHOT_FIELD_TABLE, type MetricsSnapshot } from '../core/metrics-snapshot.ts';
 import { VerifiedStateMachine } from './state/verified-state-machine.ts';
 
 export interface RunOptions {
@@ -40,6 +42,8 @@ export interface RunOptions {
   readonly checkLinearizability?: boolean;
   /** Search bound per key for the linearizability checker (its default if absent). */
   readonly linearizabilityMaxSteps?: number;
+  /** Virtual time between metrics snapshots (default 100 ms; 0: no snapshots). */
+  readonly snapshotIntervalUs?: number;
 }
 
 export interface RunResult {
@@ -49,6 +53,10 @@ export interface RunResult {
   readonly scenario: string;
   /** Trace records emitted (all of them were written to the sink). */
   readonly records: number;
+  /** Metrics snapshots taken (all of them were written to the sink). */
+  readonly snapshots: number;
+  /** The same fingerprint over every snapshot, in the order taken. */
+  readonly snapshotHash: string;
   /** SHA-256 over every record's canonical binary encoding (sim/trace-hash.ts), in emission order. */
   readonly traceHash: string;
   readonly history: readonly HistoryEvent[];
@@ -92,6 +100,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const replay = `seed=${seed} protocol=${protocol.name} scenario=${scenario.name}`;
   await initBlake3();
   const hasher = new TraceHasher();
+  const snapshotHasher = new TraceHasher<MetricsSnapshot>(SNAPSHOT_FIELD_TABLE);
 
   const cluster = new SimCluster({
     runId,
@@ -122,6 +131,11 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
 
   const sim = cluster.sim;
   const flush = async (): Promise<void> => {
+    if (cluster.pendingSnapshots.length > 0) {
+      const snapshots = cluster.takePendingSnapshots();
+      snapshotHasher.update(snapshots);
+      await sink.writeSnapshots(snapshots);
+    }
     if (cluster.pendingRecords.length === 0) return;
     const pending = cluster.takePendingRecords();
     hasher.update(pending);
@@ -144,6 +158,8 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   try {
     cluster.chaos.schedule(scenario.faults, startUs, faultEndUs);
     cluster.boot();
+    const snapshotIntervalUs = options.snapshotIntervalUs ?? SNAPSHOT_INTERVAL_US;
+    if (snapshotIntervalUs > 0) cluster.startTelemetry(snapshotIntervalUs);
     await runTo(faultEndUs);
     cluster.chaos.endAll();
     for (const client of cluster.clients) client.submitting = false;
@@ -189,6 +205,8 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
     protocol: protocol.name,
     scenario: scenario.name,
     records: cluster.recordCount,
+    snapshots: cluster.snapshotCount,
+    snapshotHash: snapshotHasher.digest(),
     traceHash: hasher.digest(),
     history: cluster.history,
     executedLogs,

@@ -21,6 +21,10 @@ export interface TraceContext {
   readonly shadowHash: string;
   readonly faults: FaultKind[];
   readonly faultyNodes: NodeId[];
+  /** Outbound messages a Byzantine hook altered since the node's previous record. */
+  readonly byzantineAltered: number;
+  /** The cluster is back from a fault but not yet normal again (chaos/engine.ts). */
+  readonly recovering: boolean;
 }
 
 export function traceRecordOf(context: TraceContext, transition: Transition): TraceRecord {
@@ -44,9 +48,11 @@ export function traceRecordOf(context: TraceContext, transition: Transition): Tr
     batch_size: transition.batchSize ?? 0,
     deps_count: transition.depsCount ?? 0,
     latency_us: latency === undefined || latency === null ? null : Math.max(0, Math.round(latency)),
+    byzantine_altered: context.byzantineAltered,
     state_hash: context.runtimeHash,
     shadow_hash: context.shadowHash,
     faults: context.faults,
     faulty_nodes: context.faultyNodes,
+    recovering: context.recovering,
   };
 }

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetriable, LatticeError } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { GapRecord } from '../core/gap-record.ts';
+import type { MetricsSnapshot } from '../core/metrics-snapshot.ts';
 import { canonicalRecordJson, type TraceRecord } from '../core/trace-schema.ts';
 import type { NodeSeqRange } from '../store/transitions.ts';
 import { insertBisecting } from './bisect.ts';
@@ -40,6 +41,8 @@ export interface RecordWriter {
   storedMaxNodeSeq(nodes: readonly { runId: string; node: number }[]): Promise<{ runId: string; node: number; max: number }[]>;
   /** Stores declared gaps (idempotent on the gap id). */
   writeGaps(gaps: readonly GapRecord[]): Promise<void>;
+  /** Stores metrics snapshots (idempotent on the snapshot id); `rows` are their JSON lines as received. */
+  writeSnapshots(snapshots: readonly MetricsSnapshot[], rows: readonly string[]): Promise<void>;
 }
 
 export interface CollectorOptions {
@@ -82,6 +85,8 @@ export interface CollectorStats {
   /** Gap records stored, and the trace records they account for. */
   gaps: number;
   gapRecords: number;
+  /** Metrics snapshots stored. */
+  snapshots: number;
 }
 
 /** Typed events; they cost nothing when nobody listens, and feed the Prometheus metrics. */
@@ -92,6 +97,7 @@ export interface CollectorEvents {
   dead_lettered: [DeadLetter];
   store_retry: [{ attempt: number; delayMs: number; error: unknown }];
   gaps_stored: [GapRecord[]];
+  snapshots_stored: [MetricsSnapshot[]];
 }
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -107,7 +113,7 @@ export interface CollectorHealth {
 const TRANSITIONS: Record<State, readonly State[]> = { idle: ['running', 'stopped'], running: ['stopping'], stopping: ['stopped'], stopped: [] };
 
 export class Collector extends EventEmitter<CollectorEvents> {
-  readonly stats: CollectorStats = { consumed: 0, stored: 0, deadLettered: 0, batches: 0, inserts: 0, storeRetries: 0, lastInsertMs: 0, duplicatesSkipped: 0, conflicts: 0, bisections: 0, gaps: 0, gapRecords: 0 };
+  readonly stats: CollectorStats = { consumed: 0, stored: 0, deadLettered: 0, batches: 0, inserts: 0, storeRetries: 0, lastInsertMs: 0, duplicatesSkipped: 0, conflicts: 0, bisections: 0, gaps: 0, gapRecords: 0, snapshots: 0 };
   private state: State = 'idle';
   private readonly consumers: TransportConsumer[] = [];
   private dlqProducer: TransportProducer | undefined;
@@ -172,6 +178,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       storedVersions: (ranges) => track(() => writer.storedVersions(ranges)),
       storedMaxNodeSeq: (nodes) => track(() => writer.storedMaxNodeSeq(nodes)),
       writeGaps: (gaps) => track(() => writer.writeGaps(gaps)),
+      writeSnapshots: (snapshots, rows) => track(() => writer.writeSnapshots(snapshots, rows)),
     };
   }
 
@@ -288,6 +295,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       for (const { item, error: cause } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(cause)], { index: item.index, value: bytesOf(item) }));
     }
     await this.storeGaps(decoded.gaps, dead, heartbeat);
+    await this.storeSnapshots(decoded.snapshots, dead, heartbeat);
     if (dead.length > 0) await this.deadLetter(dead);
     const maxByKey = new Map<string, number>();
     for (const unit of decoded.messages) {
@@ -304,16 +312,19 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   /** Messages → records (with where each came from), gaps and dead letters. */
-  private decodeBatch(batch: IncomingBatch): { messages: Unit[]; gaps: GapEntry[]; dead: DeadLetter[]; consumed: number } {
+  private decodeBatch(batch: IncomingBatch): { messages: Unit[]; gaps: GapEntry[]; snapshots: SnapshotEntry[]; dead: DeadLetter[]; consumed: number } {
     const messages: Unit[] = [];
     const gaps: GapEntry[] = [];
+    const snapshots: SnapshotEntry[] = [];
     const dead: DeadLetter[] = [];
     let consumed = 0;
     for (const message of batch.messages) {
       const fast = decodeMessageFast(message.value, this.options.recordBytesMax);
       if (fast !== undefined) {
-        consumed += fast.records.length;
-        messages.push({ message, block: fast.block, entries: fast.records.map((record, index) => ({ record, message, index, bytes: undefined, row: undefined })) });
+        consumed += fast.records.length + fast.snapshots.length;
+        const indexes = fast.recordIndexes;
+        if (fast.records.length > 0) messages.push({ message, block: fast.block, entries: fast.records.map((record, i) => ({ record, message, index: indexes?.[i] ?? i, bytes: undefined, row: undefined })) });
+        for (const s of fast.snapshots) snapshots.push({ snapshot: s.snapshot, row: s.row, message, index: s.index, bytes: undefined });
         continue;
       }
       const entries: Entry[] = [];
@@ -321,11 +332,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
         consumed++;
         if (!line.ok) dead.push(deadLetterOf(message, line.reason, line.errors, { index: line.index, value: line.bytes }));
         else if (line.kind === 'gap') gaps.push({ gap: line.gap, message, index: line.index, bytes: line.bytes });
+        else if (line.kind === 'snapshot') snapshots.push({ snapshot: line.snapshot, row: line.row, message, index: line.index, bytes: line.bytes });
         else entries.push({ record: line.record, message, index: line.index, bytes: line.bytes, row: line.row.toString('utf8') });
       }
       if (entries.length > 0) messages.push({ message, block: undefined, entries });
     }
-    return { messages, gaps, dead, consumed };
+    return { messages, gaps, snapshots, dead, consumed };
   }
 
   private async storeGaps(gaps: readonly GapEntry[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<void> {
@@ -337,6 +349,25 @@ export class Collector extends EventEmitter<CollectorEvents> {
     this.stats.gaps += storedGaps.length;
     this.stats.gapRecords += storedGaps.reduce((sum, g) => sum + g.gap.records, 0);
     if (storedGaps.length > 0) this.emit('gaps_stored', storedGaps.map((g) => g.gap));
+  }
+
+  private async storeSnapshots(snapshots: readonly SnapshotEntry[], dead: DeadLetter[], heartbeat: () => Promise<void>): Promise<void> {
+    if (snapshots.length === 0) return;
+    const rejected = await insertBisecting(snapshots, (some) =>
+      this.storeRetrying(
+        () =>
+          this.writer.writeSnapshots(
+            some.map((s) => s.snapshot),
+            some.map((s) => s.row),
+          ),
+        heartbeat,
+      ),
+    );
+    const bad = new Set(rejected.map((r) => r.item));
+    for (const { item, error } of rejected) dead.push(deadLetterOf(item.message, 'store_rejected', [storeErrorDetail(error)], { index: item.index, value: item.bytes ?? Buffer.from(item.row) }));
+    const stored = snapshots.filter((s) => !bad.has(s));
+    this.stats.snapshots += stored.length;
+    if (stored.length > 0) this.emit('snapshots_stored', stored.map((s) => s.snapshot));
   }
 
   /** Every retried store call, inserts and look-ups alike, counts and logs here. */
@@ -381,6 +412,16 @@ interface GapEntry {
   readonly message: IncomingMessage;
   readonly index: number;
   readonly bytes: Buffer;
+}
+
+interface SnapshotEntry {
+  readonly snapshot: MetricsSnapshot;
+  /** Its JSON line as received: what the store is given. */
+  readonly row: string;
+  readonly message: IncomingMessage;
+  readonly index: number;
+  /** Its exact bytes, when decoded on the slow path (else the row is them). */
+  readonly bytes: Buffer | undefined;
 }
 
 const slotOf = (batch: IncomingBatch) => `${batch.topic}:${batch.partition}`;

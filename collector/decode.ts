@@ -9,6 +9,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FieldError } from '../core/errors.ts';
 import { claimsToBeGap, validateGapRecord, type GapRecord } from '../core/gap-record.ts';
+import { claimsToBeSnapshot, snapshotJson, validateMetricsSnapshot, type MetricsSnapshot } from '../core/metrics-snapshot.ts';
 import { validateTraceRecord, type TraceRecord } from '../core/trace-schema.ts';
 import type { DeadLetterReason } from './dead-letter.ts';
 import { isCertainlyValidRecord } from './fast-validate.ts';
@@ -20,6 +21,7 @@ import { isCertainlyValidRecord } from './fast-validate.ts';
 export type Decoded =
   | { ok: true; kind: 'transition'; record: TraceRecord; row: Buffer }
   | { ok: true; kind: 'gap'; gap: GapRecord }
+  | { ok: true; kind: 'snapshot'; snapshot: MetricsSnapshot; row: string }
   | { ok: false; reason: DeadLetterReason; errors: FieldError[] };
 
 const NEWLINE = 0x0a;
@@ -37,12 +39,20 @@ export function decodeRecord(value: Buffer, recordBytesMax: number): Decoded {
   }
   // A pretty-printed record spans lines; JSONEachRow wants one per line, so that one is re-encoded.
   if (isCertainlyValidRecord(parsed)) return { ok: true, kind: 'transition', record: parsed, row: value.includes(NEWLINE) ? Buffer.from(JSON.stringify(parsed)) : value };
+  if (claimsToBeSnapshot(parsed)) return decodeSnapshot(parsed, value);
   if (claimsToBeGap(parsed)) {
     const gap = validateGapRecord(parsed);
     return gap.ok ? { ok: true, kind: 'gap', gap: gap.value } : { ok: false, reason: 'schema_invalid', errors: gap.errors };
   }
   const result = validateTraceRecord(parsed);
   return result.ok ? { ok: true, kind: 'transition', record: result.value, row: Buffer.from(JSON.stringify(result.value)) } : { ok: false, reason: 'schema_invalid', errors: result.errors };
+}
+
+/** A snapshot keeps its bytes as its row, like a record (re-encoded only if it spans lines). */
+function decodeSnapshot(parsed: unknown, value: Buffer): Decoded {
+  const result = validateMetricsSnapshot(parsed);
+  if (!result.ok) return { ok: false, reason: 'schema_invalid', errors: result.errors };
+  return { ok: true, kind: 'snapshot', snapshot: result.value, row: value.includes(NEWLINE) ? snapshotJson(result.value) : value.toString('utf8') };
 }
 
 /** One record of a message, decoded, with its position in the message (0 for a single record). */
@@ -84,35 +94,61 @@ export function decodeMessage(value: Buffer, recordBytesMax: number): DecodedLin
 }
 
 /**
- * The common case, cheaply: a message whose every line is a record the fast check accepts comes
- * back as its records plus the message body itself as their NDJSON block, already decoded to
- * text (one string decode, no per-record buffers; the store takes the text as it is). Anything
- * else — a bad or oversized line, a gap record, a pretty-printed record, bytes that are not
- * UTF-8, a message larger than one record may be — returns undefined, and `decodeMessage` decides.
+ * The common case, cheaply: a message whose every line is a record the fast check accepts, or a
+ * valid metrics snapshot, comes back as its records plus their NDJSON block (the message body
+ * itself when it holds only records: one string decode, no per-record buffers; the store takes
+ * the text as it is) and its snapshots with their lines. Anything else — a bad or oversized line,
+ * a gap record, a pretty-printed record, bytes that are not UTF-8, a message larger than one
+ * record may be — returns undefined, and `decodeMessage` decides.
  */
-export function decodeMessageFast(value: Buffer, recordBytesMax: number): { records: TraceRecord[]; block: string } | undefined {
+export interface FastDecoded {
+  readonly records: TraceRecord[];
+  readonly block: string;
+  /** Each record's line number in the message, when snapshots share it (else the position). */
+  readonly recordIndexes: number[] | undefined;
+  readonly snapshots: { snapshot: MetricsSnapshot; row: string; index: number }[];
+}
+
+export function decodeMessageFast(value: Buffer, recordBytesMax: number): FastDecoded | undefined {
   let end = value.length;
   while (end > 0 && value[end - 1] === NEWLINE) end--;
   if (end === 0 || end > recordBytesMax) return undefined;
   // toString would replace bad bytes with U+FFFD and the record would still look valid.
   if (!isUtf8(end === value.length ? value : value.subarray(0, end))) return undefined;
-  const block = value.toString('utf8', 0, end);
+  const text = value.toString('utf8', 0, end);
   const records: TraceRecord[] = [];
+  const snapshots: { snapshot: MetricsSnapshot; row: string; index: number }[] = [];
+  /** Set at the first snapshot: the message is no longer only records, so the block is rebuilt. */
+  let recordLines: string[] | undefined;
+  let recordIndexes: number[] | undefined;
   let start = 0;
-  while (start <= block.length) {
-    let stop = block.indexOf('\n', start);
-    if (stop < 0) stop = block.length;
+  for (let index = 0; start <= text.length; index++) {
+    let stop = text.indexOf('\n', start);
+    if (stop < 0) stop = text.length;
+    const lineStart = start;
+    const line = text.slice(start, stop);
+    start = stop + 1;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(block.slice(start, stop));
+      parsed = JSON.parse(line);
     } catch {
       return undefined;
     }
-    if (!isCertainlyValidRecord(parsed)) return undefined;
-    records.push(parsed);
-    start = stop + 1;
+    if (isCertainlyValidRecord(parsed)) {
+      records.push(parsed);
+      recordLines?.push(line);
+      recordIndexes?.push(index);
+      continue;
+    }
+    if (!claimsToBeSnapshot(parsed)) return undefined;
+    const snapshot = validateMetricsSnapshot(parsed);
+    if (!snapshot.ok) return undefined;
+    // Every line before this one was a record.
+    recordLines ??= lineStart === 0 ? [] : text.slice(0, lineStart - 1).split('\n');
+    recordIndexes ??= records.map((_, i) => i);
+    snapshots.push({ snapshot: snapshot.value, row: line, index });
   }
-  return { records, block };
+  return { records, block: recordLines === undefined ? text : recordLines.join('\n'), recordIndexes, snapshots };
 }
 
 function firstInvalidUtf8Byte(bytes: Buffer): number {

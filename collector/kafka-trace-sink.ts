@@ -15,6 +15,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type LatticeConfig } from '../core/config.ts';
+import type { MetricsSnapshot } from '../core/metrics-snapshot.ts';
 import type { GapRecord } from '../core/gap-record.ts';
 import { LatticeError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/logging.ts';
@@ -77,6 +78,7 @@ export async function createTraceSink(context: Pick<TraceSinkContext, 'node' | '
   return {
     write: (records: readonly TraceRecord[]) => sink.write(records),
     writeGap: (gap: GapRecord) => sink.writeGap(gap),
+    writeSnapshots: (snapshots: readonly MetricsSnapshot[]) => sink.writeSnapshots(snapshots),
     traceStats: () => sink.stats,
     get stats() {
       return sink.stats;

@@ -17,8 +17,9 @@ import { makeGapRecord } from '../core/gap-record.ts';
 import { TransportError, invariant, isRetriable } from '../core/errors.ts';
 import type { Logger } from '../core/logging.ts';
 import type { TraceSink } from '../core/sink.ts';
+import { snapshotJson, type MetricsSnapshot } from '../core/metrics-snapshot.ts';
 import type { TraceRecord } from '../core/trace-schema.ts';
-import type { Spool, SpoolBatch, SpoolEntry } from './spool.ts';
+import type { Spool, SpoolBatch, SpoolEntry, SpoolEntryKind } from './spool.ts';
 import type { OutgoingMessage, TransportProducer } from './transport/transport.ts';
 
 export interface ProducerSinkOptions {
@@ -88,8 +89,14 @@ export class ProducerSink implements TraceSink {
       this.sent += lines.length;
     }
   }
+
+  async writeSnapshots(snapshots: readonly MetricsSnapshot[]): Promise<void> {
+    if (snapshots.length === 0) return;
+    await this.producer.send(this.options.topic, snapshots.map((s) => ({ key: recordKey(s), value: snapshotJson(s) })));
+  }
 }
 
+/** Run and node: a node's records, gaps and snapshots share a key, so they stay in order. */
 export function recordKey(record: Pick<TraceRecord, 'run_id' | 'node'>): string {
   return `${record.run_id}/${record.node}`;
 }
@@ -106,6 +113,10 @@ export interface ProducerStats {
   readonly recordsDropped: number;
   /** Gap records this producer declared (spool full, or a send rejected for good). */
   readonly gapsDeclared: number;
+  /** Metrics snapshots the transport accepted. */
+  readonly snapshotsSent: number;
+  /** Metrics snapshots that will never be delivered (spool full, rejected for good, closed without a spool). */
+  readonly snapshotsDropped: number;
   /** Send attempts that failed (each retried after a backoff, unless rejected for good). */
   readonly sendFailures: number;
   /** Bytes of the spool's files on disk. */
@@ -129,6 +140,8 @@ export class ProducerCounters {
   recordsDropped = 0;
   gapsDeclared = 0;
   sendFailures = 0;
+  snapshotsSent = 0;
+  snapshotsDropped = 0;
 
   /** The totals as stats (the gauges, which belong to one sink, read 0): a metrics source. */
   snapshot(): ProducerStats {
@@ -139,6 +152,8 @@ export class ProducerCounters {
       recordsDropped: this.recordsDropped,
       gapsDeclared: this.gapsDeclared,
       sendFailures: this.sendFailures,
+      snapshotsSent: this.snapshotsSent,
+      snapshotsDropped: this.snapshotsDropped,
       spoolBytes: 0,
       spoolRecords: 0,
       recordsBuffered: 0,
@@ -194,7 +209,7 @@ export interface BatchingProducerSinkOptions {
  * drop needs no parsing); lines read back from the spool do not, and are parsed if ever needed.
  */
 interface Line extends Keyed {
-  readonly kind: 'record' | 'gap';
+  readonly kind: SpoolEntryKind;
   readonly runId?: string;
   readonly node?: number;
   readonly first?: number;
@@ -252,6 +267,10 @@ function lineOfGap(gap: GapRecord): Line {
   return { kind: 'gap', key: recordKey(gap), text: JSON.stringify(gap), runId: gap.run_id, node: gap.node, first: gap.node_seq_first, last: gap.node_seq_last };
 }
 
+function lineOfSnapshot(snapshot: MetricsSnapshot): Line {
+  return { kind: 'snapshot', key: recordKey(snapshot), text: snapshotJson(snapshot) };
+}
+
 function lineOfEntry(entry: SpoolEntry): Line {
   return { kind: entry.kind, key: entry.key, text: entry.value };
 }
@@ -263,7 +282,8 @@ function entryOfLine(line: Line): SpoolEntry {
 /** The node_seq range of a line. */
 function rangeOf(line: Line): Range {
   if (line.runId !== undefined && line.node !== undefined && line.first !== undefined && line.last !== undefined) return { runId: line.runId, node: line.node, first: line.first, last: line.last };
-  const parsed = JSON.parse(line.text) as Partial<TraceRecord & GapRecord>;
+  // Either kind: the fields both share, and each one's own range fields.
+  const parsed = JSON.parse(line.text) as Partial<Pick<TraceRecord, 'run_id' | 'node' | 'node_seq'> & Pick<GapRecord, 'node_seq_first' | 'node_seq_last'>>;
   if (line.kind === 'gap') return { runId: parsed.run_id as string, node: parsed.node as number, first: parsed.node_seq_first as number, last: parsed.node_seq_last as number };
   return { runId: parsed.run_id as string, node: parsed.node as number, first: parsed.node_seq as number, last: parsed.node_seq as number };
 }
@@ -362,6 +382,8 @@ export class BatchingProducerSink implements TraceSink {
       recordsDropped: c.recordsDropped,
       gapsDeclared: c.gapsDeclared,
       sendFailures: c.sendFailures,
+      snapshotsSent: c.snapshotsSent,
+      snapshotsDropped: c.snapshotsDropped,
       spoolBytes: this.spool?.bytes ?? 0,
       spoolRecords: this.spool?.records ?? 0,
       recordsBuffered: this.recordsBuffered,
@@ -402,6 +424,25 @@ export class BatchingProducerSink implements TraceSink {
       this.kick(true);
     } else {
       this.waiting.push(line);
+      this.kick(false);
+    }
+    return RESOLVED;
+  }
+
+  /**
+   * Metrics snapshots: delivered in order with their node's records, as their own messages. They
+   * are few (one per node per interval), so they never wait for room; what cannot be delivered is
+   * counted in `snapshotsDropped` and logged (a trace gap record accounts for trace records only).
+   */
+  writeSnapshots(snapshots: readonly MetricsSnapshot[]): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportError('TRANSPORT_FAILED', 'write to a closed producer sink'));
+    if (snapshots.length === 0) return RESOLVED;
+    const lines = snapshots.map(lineOfSnapshot);
+    if (this.spooling) {
+      this.spoolLines(lines);
+      this.kick(true);
+    } else {
+      for (const line of lines) this.waiting.push(line);
       this.kick(false);
     }
     return RESOLVED;
@@ -580,8 +621,13 @@ export class BatchingProducerSink implements TraceSink {
 
   private delivered(batch: Batch): void {
     let records = 0;
-    for (const line of batch.lines) if (line.kind === 'record') records++;
+    let snapshots = 0;
+    for (const line of batch.lines) {
+      if (line.kind === 'record') records++;
+      else if (line.kind === 'snapshot') snapshots++;
+    }
     this.counters.recordsSent += records;
+    this.counters.snapshotsSent += snapshots;
     if (batch.spooled !== null) {
       this.spool?.ack(batch.spooled);
       this.counters.recordsReplayed += batch.spooled.records;
@@ -618,6 +664,11 @@ export class BatchingProducerSink implements TraceSink {
     }
     if (batch.spooled !== null) this.spool?.ack(batch.spooled);
     const line = batch.lines[0] as Line;
+    if (line.kind === 'snapshot') {
+      this.counters.snapshotsDropped++;
+      this.logger?.error('producer: a metrics snapshot was rejected by the transport; it is lost', { error, key: line.key });
+      return;
+    }
     if (line.kind === 'gap') {
       // A gap alone rejected: there is nothing smaller to send instead.
       this.gapsLost++;
@@ -707,6 +758,10 @@ export class BatchingProducerSink implements TraceSink {
 
   /** A line the spool cannot take: a record joins (or opens) its node's pending gap. */
   private drop(line: Line): void {
+    if (line.kind === 'snapshot') {
+      this.counters.snapshotsDropped++;
+      return;
+    }
     if (line.kind === 'gap') {
       this.addPendingGap(line.key, JSON.parse(line.text) as GapRecord, false);
       return;
@@ -784,6 +839,7 @@ export class BatchingProducerSink implements TraceSink {
     if (spool === null) {
       const records = [...front, ...this.waiting].filter((l) => l.kind === 'record').length;
       this.counters.recordsDropped += records;
+      this.counters.snapshotsDropped += [...front, ...this.waiting].filter((l) => l.kind === 'snapshot').length;
       this.logger?.error('producer: closed before the transport took everything, and there is no spool: records lost', { records, pending_gaps: this.pendingGaps.size });
       return;
     }

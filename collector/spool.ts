@@ -8,7 +8,7 @@
  *
  *   u32 LE body length | 8 bytes: SHA-256(body)[0..8] | body = u8 kind | u16 LE key length | key | value
  *
- * (kind 0: a trace record, 1: a gap record; key and value UTF-8). A `cursor` file holds the
+ * (kind 0: a trace record, 1: a gap record, 2: a metrics snapshot; key and value UTF-8). A `cursor` file holds the
  * replay position (segment id and byte offset) and is replaced (write + rename) on every ack, so a
  * restarted producer resumes after what was already sent (at-least-once: an ack lost in a crash
  * means one batch is sent again; the store collapses redelivered records by event id).
@@ -54,7 +54,9 @@ import { join, resolve } from 'node:path';
 import { LatticeError, invariant } from '../core/errors.ts';
 import { processIsAlive } from '../core/process.ts';
 
-export type SpoolEntryKind = 'record' | 'gap';
+export type SpoolEntryKind = 'record' | 'gap' | 'snapshot';
+const KIND_CODES: Readonly<Record<SpoolEntryKind, number>> = { record: 0, gap: 1, snapshot: 2 };
+const KIND_OF_CODE: readonly SpoolEntryKind[] = ['record', 'gap', 'snapshot'];
 
 export interface SpoolEntry {
   readonly kind: SpoolEntryKind;
@@ -137,7 +139,7 @@ export function encodeEntry(entry: SpoolEntry): Buffer {
   const out = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + bodyBytes);
   out.writeUInt32LE(bodyBytes, 0);
   const body = out.subarray(ENTRY_HEADER_BYTES);
-  body.writeUInt8(entry.kind === 'record' ? 0 : 1, 0);
+  body.writeUInt8(KIND_CODES[entry.kind], 0);
   body.writeUInt16LE(keyBytes, 1);
   body.write(entry.key, BODY_PREFIX_BYTES, 'utf8');
   body.write(entry.value, BODY_PREFIX_BYTES + keyBytes, 'utf8');
@@ -158,12 +160,13 @@ function parseEntry(buffer: Buffer, offset: number): Parsed {
   if (!checksumOf(body).equals(buffer.subarray(offset + 4, offset + ENTRY_HEADER_BYTES))) return { ok: false, reason: 'checksum_mismatch' };
   const kind = body.readUInt8(0);
   const keyBytes = body.readUInt16LE(1);
-  if ((kind !== 0 && kind !== 1) || BODY_PREFIX_BYTES + keyBytes > bodyBytes) return { ok: false, reason: 'bad_entry' };
+  const entryKind = KIND_OF_CODE[kind];
+  if (entryKind === undefined || BODY_PREFIX_BYTES + keyBytes > bodyBytes) return { ok: false, reason: 'bad_entry' };
   return {
     ok: true,
     bytes: total,
     entry: {
-      kind: kind === 0 ? 'record' : 'gap',
+      kind: entryKind,
       key: body.toString('utf8', BODY_PREFIX_BYTES, BODY_PREFIX_BYTES + keyBytes),
       value: body.toString('utf8', BODY_PREFIX_BYTES + keyBytes),
     },

@@ -1,11 +1,14 @@
 /**
  * The trace record: one protocol transition of one node. This file is the single definition of
- * the record; the store's table, the collector's validation and the features all follow it.
+ * the record (its field table, below); the store's table, the collector's validation, the
+ * encoders, the trace hash and the features all follow it.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { FieldError } from './errors.ts';
+import { field, fieldNamesOf, jsonEncoderOf, zodObjectOf, type FieldTable, type RecordOf } from './record-fields.ts';
 
-export const TRACE_SCHEMA_VERSION = 1;
+/** 2: byzantine_altered and recovering (issue 14). */
+export const TRACE_SCHEMA_VERSION = 2;
 
 export const PROTOCOLS = ['pbft', 'epaxos'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -35,73 +38,60 @@ export const FAULT_KINDS = [
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-const HASH_HEX = /^[0-9a-f]{64}$/;
-/** A lone UTF-16 surrogate has no UTF-8 form: storing it would change it (to U+FFFD) or fail. */
-const wellFormed = (schema: z.ZodString) => schema.refine((s) => s.isWellFormed(), 'contains a lone UTF-16 surrogate, which has no UTF-8 encoding');
-const uint = (what: string) => z.number({ error: `${what}: expected a number` }).int(`${what}: expected an integer`).nonnegative(`${what}: expected >= 0`);
-const nodeId = z.number({ error: 'expected a node id (integer 0..65535)' }).int('expected an integer node id').min(0, 'expected a node id >= 0').max(65535, 'expected a node id <= 65535');
+/**
+ * The trace record's fields, in canonical order. Everything that handles a record derives from
+ * this table (core/record-fields.ts): validation, canonical JSON, the fast check, the NDJSON
+ * encoder, the trace hash's layout, and the store's column types.
+ */
+export const TRACE_FIELD_TABLE = {
+  schema_version: field.literal(TRACE_SCHEMA_VERSION, 'UInt8', 'Version of this table; a record of another version is dead-lettered, never reinterpreted.'),
+  run_id: field.text(1, 128, 'LowCardinality(String)', 'The run the record belongs to.'),
+  event_id: field.text(1, 200, 'String', 'Deterministic `${run_id}/${node}/${node_seq}`, so a redelivered record has the same id.'),
+  node: field.nodeId('The replica that made the transition.'),
+  node_seq: field.uint('node_seq', 'UInt64', 'Per-node transition counter starting at 0: orders one node\'s records and deduplicates them.'),
+  protocol: field.enumOf(PROTOCOLS, 'pbft or epaxos.'),
+  phase: field.looseEnum([...new Set<string>([...PHASES.pbft, ...PHASES.epaxos])], 'The transition, one of its protocol\'s phases.'),
+  view: field.uint('view', 'UInt64', 'PBFT view number, or EPaxos ballot.'),
+  seq: field.uint('seq', 'UInt64', 'PBFT sequence number, or EPaxos instance number (within the leader\'s instance space).'),
+  leader: field.nodeId('PBFT primary of `view`, or EPaxos command leader (owner of the instance space).'),
+  ts_us: field.uint('ts_us', 'Int64', 'Global (true) time of the transition, microseconds since the Unix epoch; virtual in simulation.'),
+  node_clock_us: field.uint('node_clock_us', 'Int64', 'The node\'s own clock at the transition, microseconds; differs from ts_us under a clock fault.'),
+  msgs_sent: field.uint('msgs_sent', 'UInt64', 'Messages this node sent since its previous record.'),
+  msgs_received: field.uint('msgs_received', 'UInt64', 'Messages delivered to this node since its previous record (before any authentication check).'),
+  retransmissions: field.uint('retransmissions', 'UInt64', 'Messages re-sent by this transition (timeouts, retransmits).'),
+  batch_size: field.uint('batch_size', 'UInt64', 'Client operations covered by this transition (a PBFT batch, an EPaxos command).'),
+  deps_count: field.uint('deps_count', 'UInt64', 'EPaxos dependency count of the instance; 0 for PBFT.'),
+  latency_us: field.nullableUint('latency_us', 'UInt64', 'From request arrival to this transition, microseconds; null where it does not apply.'),
+  byzantine_altered: field.uint('byzantine_altered', 'UInt64', 'Outbound messages a Byzantine hook altered (dropped, forged, duplicated, replayed, equivocated) since the previous record: 0 on a correct node.'),
+  state_hash: field.hash('BLAKE3-256 digest of the node\'s runtime state after the transition.'),
+  shadow_hash: field.hash('BLAKE3-256 digest of the shadow model\'s state at the same point (runtime verification).'),
+  faults: field.enumArray(FAULT_KINDS, FAULT_KINDS.length, 'Fault kinds active at this moment anywhere in the run (ground truth), sorted and unique.'),
+  faulty_nodes: field.nodeArray(1024, 'Nodes targeted by the active faults (crashed, partitioned away, Byzantine, skewed...), sorted and unique.'),
+  recovering: field.flag('True from when the last fault healed until the protocol is back to normal (view settled, backlog drained): neither faulty nor normal.'),
+} as const satisfies FieldTable;
 
-export const traceRecordSchema = z
-  .object({
-    schema_version: z.literal(TRACE_SCHEMA_VERSION, { error: `expected schema_version ${TRACE_SCHEMA_VERSION}` }),
-    run_id: wellFormed(z.string({ error: 'expected a string' }).min(1, 'must not be empty').max(128, 'must be at most 128 characters')),
-    /** Deterministic: `${run_id}/${node}/${node_seq}`, so a redelivered record has the same id. */
-    event_id: wellFormed(z.string({ error: 'expected a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters')),
-    node: nodeId,
-    /** Per-node transition counter starting at 0: orders one node's records and deduplicates them. */
-    node_seq: uint('node_seq'),
-    protocol: z.enum(PROTOCOLS, { error: `expected one of ${PROTOCOLS.join(', ')}` }),
-    phase: z.string({ error: 'expected a string' }),
-    /** PBFT view number, or EPaxos ballot. */
-    view: uint('view'),
-    /** PBFT sequence number, or EPaxos instance number (within the leader's instance space). */
-    seq: uint('seq'),
-    /** PBFT primary of `view`, or EPaxos command leader (owner of the instance space). */
-    leader: nodeId,
-    /** Global (true) time of the transition, microseconds since the Unix epoch. Virtual in simulation. */
-    ts_us: uint('ts_us'),
-    /** The node's own clock at the transition, microseconds; differs from ts_us under clock skew. */
-    node_clock_us: uint('node_clock_us'),
-    msgs_sent: uint('msgs_sent'),
-    msgs_received: uint('msgs_received'),
-    /** Messages re-sent by this transition (timeouts, retransmits). */
-    retransmissions: uint('retransmissions'),
-    /** Client operations covered by this transition (a PBFT batch, an EPaxos command). */
-    batch_size: uint('batch_size'),
-    /** EPaxos dependency count of the instance; 0 for PBFT. */
-    deps_count: uint('deps_count'),
-    /** From request arrival to this transition, microseconds; null where it does not apply. */
-    latency_us: uint('latency_us').nullable(),
-    state_hash: z.string({ error: 'expected a string' }).regex(HASH_HEX, 'expected 64 lowercase hex characters (BLAKE3-256)'),
-    shadow_hash: z.string({ error: 'expected a string' }).regex(HASH_HEX, 'expected 64 lowercase hex characters (BLAKE3-256)'),
-    /** Fault kinds active at this moment anywhere in the run (ground truth), sorted and unique. */
-    faults: z.array(z.enum(FAULT_KINDS, { error: `expected one of ${FAULT_KINDS.join(', ')}` }), { error: 'expected an array' }).max(FAULT_KINDS.length, 'too many fault labels'),
-    /** Nodes targeted by the active faults (crashed, partitioned away, Byzantine, skewed...), sorted and unique. */
-    faulty_nodes: z.array(nodeId, { error: 'expected an array of node ids' }).max(1024, 'too many nodes'),
-  })
-  .strict()
-  .superRefine((record, ctx) => {
-    const allowed: readonly string[] = PHASES[record.protocol];
-    if (!allowed.includes(record.phase)) {
-      ctx.addIssue({ code: 'custom', path: ['phase'], message: `expected one of ${allowed.join(', ')} for protocol ${record.protocol}` });
-    }
-    const expectedId = eventIdOf(record.run_id, record.node, record.node_seq);
-    if (record.event_id !== expectedId) {
-      ctx.addIssue({ code: 'custom', path: ['event_id'], message: `expected ${expectedId} (run_id/node/node_seq), the key that makes redelivery idempotent` });
-    }
-  });
+export const traceRecordSchema = zodObjectOf(TRACE_FIELD_TABLE).superRefine((record, ctx) => {
+  const allowed: readonly string[] = PHASES[record.protocol];
+  if (!allowed.includes(record.phase)) {
+    ctx.addIssue({ code: 'custom', path: ['phase'], message: `expected one of ${allowed.join(', ')} for protocol ${record.protocol}` });
+  }
+  const expectedId = eventIdOf(record.run_id, record.node, record.node_seq);
+  if (record.event_id !== expectedId) {
+    ctx.addIssue({ code: 'custom', path: ['event_id'], message: `expected ${expectedId} (run_id/node/node_seq), the key that makes redelivery idempotent` });
+  }
+});
 
 /** The record's fields in their defined order (the canonical order of its JSON). */
-export const TRACE_FIELDS = Object.keys(traceRecordSchema.shape) as readonly (keyof TraceRecord)[];
+export const TRACE_FIELDS = fieldNamesOf(TRACE_FIELD_TABLE);
+
+const encodeTraceRecord = jsonEncoderOf(TRACE_FIELD_TABLE);
 
 /** One record as canonical JSON (fields in defined order): equal contents give equal strings. */
 export function canonicalRecordJson(record: TraceRecord): string {
-  const ordered: Record<string, unknown> = {};
-  for (const field of TRACE_FIELDS) ordered[field] = record[field];
-  return JSON.stringify(ordered);
+  return encodeTraceRecord(record);
 }
 
-export type TraceRecord = Omit<z.infer<typeof traceRecordSchema>, 'phase'> & { phase: Phase };
+export type TraceRecord = Omit<RecordOf<typeof TRACE_FIELD_TABLE>, 'phase'> & { phase: Phase };
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 
@@ -109,7 +99,12 @@ export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: 
 export function validateTraceRecord(input: unknown): ValidationResult<TraceRecord> {
   const parsed = traceRecordSchema.safeParse(input);
   if (parsed.success) return { ok: true, value: parsed.data as TraceRecord };
-  return { ok: false, errors: parsed.error.issues.map((issue) => issueToFieldError(issue, input)) };
+  return { ok: false, errors: fieldErrorsOf(parsed.error.issues, input) };
+}
+
+/** zod's issues as field errors: a path and a reason each, with "is required" for a missing field. */
+export function fieldErrorsOf(issues: readonly z.core.$ZodIssue[], input: unknown): FieldError[] {
+  return issues.map((issue) => issueToFieldError(issue, input));
 }
 
 function issueToFieldError(issue: z.core.$ZodIssue, input: unknown): FieldError {

@@ -176,6 +176,66 @@ export const MIGRATIONS: readonly Migration[] = [
       ORDER BY (run_id, node, node_seq_first)`,
     ],
   },
+  {
+    version: 4,
+    name: 'trace_v2_and_metrics_snapshots',
+    statements: [
+      // Trace schema 2 (core/trace-schema.ts): what a Byzantine hook altered, and the recovering
+      // label. Rows of schema 1 read as 0 / false, which is what they were: no hook counted, no
+      // recovery labelled. Placed where the field table puts them, so SELECT * keeps its order.
+      `ALTER TABLE {db}.transitions ADD COLUMN IF NOT EXISTS byzantine_altered UInt64 DEFAULT 0 AFTER latency_us`,
+      `ALTER TABLE {db}.transitions ADD COLUMN IF NOT EXISTS recovering Bool DEFAULT false AFTER faulty_nodes`,
+      // The second record kind (core/metrics-snapshot.ts), one column per field of its table,
+      // keyed like its id so a redelivered snapshot collapses; reads use FINAL.
+      `CREATE TABLE IF NOT EXISTS {db}.metrics_snapshots (
+        record_type LowCardinality(String),
+        schema_version UInt8,
+        run_id LowCardinality(String),
+        snapshot_id String,
+        source LowCardinality(String),
+        node UInt16,
+        snap_seq UInt64,
+        protocol LowCardinality(String),
+        ts_us Int64,
+        node_clock_us Int64,
+        interval_us UInt64,
+        view UInt64,
+        peers Array(UInt16),
+        sent_to Array(UInt64),
+        received_from Array(UInt64),
+        quorum_last_peer Array(UInt64),
+        votes_from Array(UInt64),
+        vote_wait_us_sum Array(UInt64),
+        rejected_bad_mac UInt64,
+        rejected_malformed UInt64,
+        rejected_wrong_digest UInt64,
+        rejected_wrong_view UInt64,
+        rejected_outside_watermarks UInt64,
+        rejected_duplicate UInt64,
+        rejected_not_from_primary UInt64,
+        rejected_conflicting_pre_prepare UInt64,
+        timer_names Array(LowCardinality(String)),
+        timer_fired Array(UInt64),
+        quorums_completed UInt64,
+        quorum_wait_us_sum UInt64,
+        quorum_wait_us_max UInt64,
+        backlog UInt64,
+        log_size UInt64,
+        client_ops_completed UInt64,
+        client_latency_us_sum UInt64,
+        client_latency_us_max UInt64,
+        client_retries UInt64,
+        client_pending UInt64,
+        faults Array(LowCardinality(String)),
+        faulty_nodes Array(UInt16),
+        recovering Bool,
+        ts DateTime64(6, 'UTC') MATERIALIZED fromUnixTimestamp64Micro(ts_us),
+        ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (run_id, source, node, snap_seq)`,
+    ],
+  },
 ];
 
 export interface MigrationReport {

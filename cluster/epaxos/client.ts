@@ -49,6 +49,7 @@ export class EpaxosClient implements ProtocolClient {
     const entry = this.outstanding.get(requestId);
     if (entry === undefined) return;
     entry.attempts++;
+    this.env.retried();
     entry.target = (entry.target + 1) % this.env.replicas.length;
     entry.timer = this.arm(requestId, entry.attempts);
     this.env.sendRequest(this.replicaAt(entry.target), entry.request);

@@ -63,6 +63,8 @@ interface Drive {
   readonly prepareReplies: Map<NodeId, RecoveryReply>;
   lastSentUs: number;
   attempts: number;
+  /** When the current phase's first message went out (this node's clock): where its quorum's wait starts. */
+  phaseStartedUs: number;
 }
 
 export class EpaxosReplica implements Replica {
@@ -170,9 +172,10 @@ export class EpaxosReplica implements Replica {
   }
 
   onMessage(message: Message): void {
-    if (message.from === this.id || !this.env.auth.verify(message)) return;
+    if (message.from === this.id) return this.env.rejected('malformed');
+    if (!this.env.auth.verify(message)) return this.env.rejected('bad_mac');
     const m = parseMessage(message, this.n);
-    if (m === null) return;
+    if (m === null) return this.env.rejected('malformed');
     this.handleMessage(m);
     this.scheduleTick();
   }
@@ -212,6 +215,7 @@ export class EpaxosReplica implements Replica {
     this.arrivalUs.set(this.slotKey(id), this.awaitingReply.get(rk) ?? now);
     this.env.trace({ phase: 'request', view: DEFAULT_BALLOT, seq: id.instance, leader: this.id, batchSize: 1, depsCount: depsCount(attrs.deps), latencyUs: 0 });
     const drive = this.newDrive(id, 'preaccept', DEFAULT_BALLOT, false, attrs);
+    rec.votesOpenedUs = drive.phaseStartedUs;
     this.drives.set(this.slotKey(id), drive);
     this.sendPreAccept(drive, false);
   }
@@ -224,12 +228,15 @@ export class EpaxosReplica implements Replica {
   }
 
   private onPreAccept(m: PreAcceptMessage): void {
-    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return;
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.rejected('wrong_view');
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const proposal: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (this.isCommitted(rec)) return this.replyPreAccept(m, rec, true, proposal);
-    if (m.ballot < rec.promised) return this.replyPreAccept(m, rec, false, proposal);
+    if (m.ballot < rec.promised) {
+      this.env.rejected('wrong_view');
+      return this.replyPreAccept(m, rec, false, proposal);
+    }
     const duplicate = rec.vbal === m.ballot && rec.attrs !== null && rec.status !== 'none';
     if (!duplicate) {
       const local = this.conflicts.attributesFor(m, m.cmd, (d) => this.record(d));
@@ -261,12 +268,16 @@ export class EpaxosReplica implements Replica {
   }
 
   private onPreAcceptReply(m: PreAcceptReplyMessage): void {
+    this.timeVote(m);
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (m.committed) return this.learnCommit(m, attrs, m.ballot, true);
     const drive = this.drives.get(this.slotKey(m));
-    if (drive === undefined || drive.phase !== 'preaccept' || drive.ballot !== m.ballot) return;
+    // A reply after the quorum decided (drive gone or moved on) is the normal tail, not a rejection.
+    if (drive === undefined || drive.phase !== 'preaccept') return;
+    if (drive.ballot !== m.ballot) return this.env.rejected('wrong_view');
     if (!m.ok) return this.abandon(drive, m.promised);
     this.progress(this.ensureRecord(m));
+    if (drive.preAcceptReplies.has(m.from)) return this.env.rejected('duplicate');
     drive.preAcceptReplies.set(m.from, { attrs, changed: m.changed });
     const replies = [...drive.preAcceptReplies.values()];
     // Decide on the first quorum of replies: fast quorum for a leader, classic quorum for recovery.
@@ -274,6 +285,7 @@ export class EpaxosReplica implements Replica {
     const fastQuorum = hasMutation(this.options, 'majority-fast-quorum') ? slowQuorumSize(this.f) : fastQuorumSize(this.f);
     const needed = (drive.recovery ? slowQuorumSize(this.f) : fastQuorum) - 1;
     if (replies.length < needed) return;
+    this.env.quorumCompleted(this.env.nowUs() - drive.phaseStartedUs, m.from);
     if (!drive.recovery && replies.every((r) => !r.changed)) return this.decide(drive.id, drive.attrs, drive.ballot);
     let union = drive.attrs;
     for (const r of replies) union = unionAttributes(union, r.attrs);
@@ -290,6 +302,8 @@ export class EpaxosReplica implements Replica {
     drive.phase = 'accept';
     drive.attrs = attrs;
     drive.attempts = 0;
+    drive.phaseStartedUs = this.env.nowUs();
+    rec.votesOpenedUs = drive.phaseStartedUs;
     drive.acceptOks.clear();
     drive.acceptOks.add(this.id);
     this.vote(rec, attrs, 'accepted', drive.ballot);
@@ -316,7 +330,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private onAccept(m: AcceptMessage): void {
-    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return;
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.rejected('wrong_view');
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
@@ -329,17 +343,31 @@ export class EpaxosReplica implements Replica {
     }
     const ok = m.ballot >= rec.promised;
     if (ok) this.vote(rec, attrs, 'accepted', m.ballot);
+    else this.env.rejected('wrong_view');
     const reply: AcceptReplyMessage = { type: 'ACCEPT_REPLY', from: this.id, ballot: m.ballot, replica: m.replica, instance: m.instance, ok, promised: rec.promised };
     this.env.send(m.from, this.env.auth.sign(reply));
     this.traceInstance('accept_reply', m, m.ballot, attrs);
   }
 
+  /** Every vote, late ones included, timed from when this leader asked: a slow peer shows here
+   * even when quorums never wait for it. */
+  private timeVote(m: { from: NodeId; replica: NodeId; instance: number }): void {
+    const rec = this.record(m);
+    if (rec !== undefined && rec.votesOpenedUs > 0) this.env.voteReceived(m.from, this.env.nowUs() - rec.votesOpenedUs);
+  }
+
   private onAcceptReply(m: AcceptReplyMessage): void {
+    this.timeVote(m);
     const drive = this.drives.get(this.slotKey(m));
-    if (drive === undefined || drive.phase !== 'accept' || drive.ballot !== m.ballot) return;
+    if (drive === undefined || drive.phase !== 'accept') return;
+    if (drive.ballot !== m.ballot) return this.env.rejected('wrong_view');
     if (!m.ok) return this.abandon(drive, m.promised);
+    if (drive.acceptOks.has(m.from)) return this.env.rejected('duplicate');
     drive.acceptOks.add(m.from);
-    if (drive.acceptOks.size >= slowQuorumSize(this.f)) this.decide(drive.id, drive.attrs, drive.ballot);
+    if (drive.acceptOks.size >= slowQuorumSize(this.f)) {
+      this.env.quorumCompleted(this.env.nowUs() - drive.phaseStartedUs, m.from);
+      this.decide(drive.id, drive.attrs, drive.ballot);
+    }
   }
 
   // ---- Commit ------------------------------------------------------------------------------
@@ -486,7 +514,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private onPrepare(m: PrepareMessage): void {
-    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return;
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.rejected('wrong_view');
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const ok = this.isCommitted(rec) || m.ballot >= rec.promised;
@@ -664,6 +692,7 @@ export class EpaxosReplica implements Replica {
       preAcceptedEq: false,
       lastProgressUs: 0,
       recoverAfterUs: 0,
+      votesOpenedUs: 0,
     };
     this.spaces[id.replica]?.set(id.instance, rec);
     this.uncommitted.set(this.slotKey(id), rec);
@@ -726,6 +755,7 @@ export class EpaxosReplica implements Replica {
       attrs,
       preAcceptReplies: new Map(),
       acceptOks: new Set(),
+      phaseStartedUs: this.env.nowUs(),
       prepareReplies: new Map(),
       lastSentUs: this.env.nowUs(),
       attempts: 0,

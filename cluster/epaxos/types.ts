@@ -42,6 +42,8 @@ export interface InstanceRecord {
   lastProgressUs: number;
   /** When this replica next may start recovery on its own (randomised so replicas do not duel). */
   recoverAfterUs: number;
+  /** When this replica, leading the instance, last asked for votes (0: never): late votes are timed against it too. */
+  votesOpenedUs: number;
 }
 
 export function instanceKey(id: InstanceId): string {

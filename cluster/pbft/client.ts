@@ -61,6 +61,7 @@ export class PbftClient implements ProtocolClient {
     if (name !== TIMER_RETRY || !current || requestId !== current.request.requestId) return;
     current.timer = null;
     current.attempts++;
+    this.env.retried();
     for (const replica of this.env.replicas) this.env.sendRequest(replica, current.request);
     this.armTimer(current);
   }

@@ -76,6 +76,10 @@ interface SlotEntry {
   sentCommit: CommitMsg | null;
   prepared: boolean;
   committed: boolean;
+  /** When this node first heard of the slot (its clock): where a quorum's wait starts. */
+  readonly openedUs: number;
+  /** When the prepare quorum completed: where the commit quorum's wait starts. */
+  preparedUs: number;
 }
 
 interface OwnCheckpoint {
@@ -177,8 +181,8 @@ export class PbftReplica implements Replica {
   onMessage(message: Message): void {
     if (typeof message !== 'object' || message === null) return;
     const from = message.from;
-    if (typeof from !== 'number' || !Number.isInteger(from) || from < 0 || from >= this.n || from === this.env.id) return;
-    if (!this.env.auth.verify(message)) return;
+    if (typeof from !== 'number' || !Number.isInteger(from) || from < 0 || from >= this.n || from === this.env.id) return this.env.rejected('malformed');
+    if (!this.env.auth.verify(message)) return this.env.rejected('bad_mac');
     switch (message.type) {
       case MSG.request: {
         const fwd = parseForward(message);
@@ -208,7 +212,7 @@ export class PbftReplica implements Replica {
       case MSG.commitCert:
         return this.onCommitCerts(message);
       default:
-        return;
+        return this.env.rejected('malformed');
     }
   }
 
@@ -277,7 +281,7 @@ export class PbftReplica implements Replica {
     if (!byView) this.slots.set(seq, (byView = new Map()));
     let entry = byView.get(view);
     if (!entry) {
-      entry = { prePrepare: null, prepares: new Map(), commits: new Map(), sentPrepare: null, sentCommit: null, prepared: false, committed: false };
+      entry = { prePrepare: null, prepares: new Map(), commits: new Map(), sentPrepare: null, sentCommit: null, prepared: false, committed: false, openedUs: this.env.nowUs(), preparedUs: 0 };
       byView.set(view, entry);
     }
     return entry;
@@ -353,20 +357,24 @@ export class PbftReplica implements Replica {
 
   private onPrePrepare(message: Message): void {
     const pp = parsePrePrepare(message);
-    if (!pp || pp.from !== primaryOf(pp.view, this.n)) return;
+    if (!pp) return this.env.rejected('malformed');
+    if (pp.from !== primaryOf(pp.view, this.n)) return this.env.rejected('not_from_primary');
     this.noteSeen(pp.view, pp.seq);
-    if (this.status !== 'normal' || pp.view !== this.view || !this.inWindow(pp.seq)) return;
-    if (pp.batch.length > this.options.batchSizeMax || batchDigest(pp.batch) !== pp.digest) return;
+    if (this.status !== 'normal' || pp.view !== this.view) return this.env.rejected('wrong_view');
+    if (!this.inWindow(pp.seq)) return this.env.rejected('outside_watermarks');
+    if (pp.batch.length > this.options.batchSizeMax) return this.env.rejected('malformed');
+    if (batchDigest(pp.batch) !== pp.digest) return this.env.rejected('wrong_digest');
     // Every request must carry its client's MAC: a faulty primary cannot order a request that no
     // client sent. (A NEW-VIEW's batches need no such check: each is certified by 2f+1 prepares.)
-    if (!this.authenticRequests(pp.batch)) return;
+    if (!this.authenticRequests(pp.batch)) return this.env.rejected('bad_mac');
     this.acceptPrePrepare(pp);
   }
 
   /** Also used for the pre-prepares of a verified NEW-VIEW, which may be null requests. */
   private acceptPrePrepare(pp: PrePrepareMsg): void {
     const entry = this.slot(pp.seq, pp.view);
-    if (entry.prePrepare) return; // never a second digest at (v, n)
+    // Never a second digest at (v, n): an equivocating primary's second pre-prepare stops here.
+    if (entry.prePrepare) return this.env.rejected(entry.prePrepare.digest === pp.digest ? 'duplicate' : 'conflicting_pre_prepare');
     entry.prePrepare = pp;
     const now = this.env.nowUs();
     for (const request of pp.batch) {
@@ -381,33 +389,42 @@ export class PbftReplica implements Replica {
       this.env.broadcast(prepare);
     }
     this.trace({ phase: 'pre_prepare', view: pp.view, seq: pp.seq, batchSize: pp.batch.length });
-    this.advanceSlot(pp.seq, pp.view);
+    this.advanceSlot(pp.seq, pp.view, pp.from);
     this.armRetransmit();
   }
 
   private onPrepare(message: Message): void {
     const prepare = parsePrepare(message);
-    if (!prepare || prepare.from === primaryOf(prepare.view, this.n)) return;
+    // The primary's pre-prepare is its prepare: a PREPARE from it is not part of the protocol.
+    if (!prepare || prepare.from === primaryOf(prepare.view, this.n)) return this.env.rejected('malformed');
     this.noteSeen(prepare.view, prepare.seq);
-    if (this.status !== 'normal' || prepare.view !== this.view || !this.inWindow(prepare.seq)) return;
+    if (this.status !== 'normal' || prepare.view !== this.view) return this.env.rejected('wrong_view');
+    if (!this.inWindow(prepare.seq)) return this.env.rejected('outside_watermarks');
     const entry = this.slot(prepare.seq, prepare.view);
-    if (entry.prepares.has(prepare.from)) return;
+    if (entry.prepares.has(prepare.from)) return this.env.rejected('duplicate');
+    this.env.voteReceived(prepare.from, this.env.nowUs() - entry.openedUs);
+    // Kept (a later pre-prepare may match it), but it does not count towards this digest's quorum.
+    if (entry.prePrepare !== null && entry.prePrepare.digest !== prepare.digest) this.env.rejected('wrong_digest');
     entry.prepares.set(prepare.from, prepare);
-    this.advanceSlot(prepare.seq, prepare.view);
+    this.advanceSlot(prepare.seq, prepare.view, prepare.from);
   }
 
   private onCommit(message: Message): void {
     const commit = parseCommit(message);
-    if (!commit) return;
+    if (!commit) return this.env.rejected('malformed');
     this.noteSeen(commit.view, commit.seq);
-    if (this.status !== 'normal' || commit.view !== this.view || !this.inWindow(commit.seq)) return;
+    if (this.status !== 'normal' || commit.view !== this.view) return this.env.rejected('wrong_view');
+    if (!this.inWindow(commit.seq)) return this.env.rejected('outside_watermarks');
     const entry = this.slot(commit.seq, commit.view);
-    if (entry.commits.has(commit.from)) return;
+    if (entry.commits.has(commit.from)) return this.env.rejected('duplicate');
+    this.env.voteReceived(commit.from, this.env.nowUs() - (entry.prepared ? entry.preparedUs : entry.openedUs));
+    if (entry.prePrepare !== null && entry.prePrepare.digest !== commit.digest) this.env.rejected('wrong_digest');
     entry.commits.set(commit.from, commit);
-    this.advanceSlot(commit.seq, commit.view);
+    this.advanceSlot(commit.seq, commit.view, commit.from);
   }
 
-  private advanceSlot(seq: number, view: number): void {
+  /** `from`: whose message just arrived for this slot (the peer that completes a quorum, if one completes). */
+  private advanceSlot(seq: number, view: number, from: NodeId): void {
     const entry = this.slots.get(seq)?.get(view);
     const pp = entry?.prePrepare;
     if (!entry || !pp) return;
@@ -416,6 +433,8 @@ export class PbftReplica implements Replica {
       if (countMatching(entry.prepares, pp.digest) < (this.mutantPrepareQuorum ? this.f : 2 * this.f)) return;
       const prepares = matching(entry.prepares, pp.digest);
       entry.prepared = true;
+      entry.preparedUs = this.env.nowUs();
+      this.env.quorumCompleted(entry.preparedUs - entry.openedUs, from);
       const existing = this.preparedCerts.get(seq);
       if (!existing || existing.prePrepare.view <= view) this.preparedCerts.set(seq, { prePrepare: pp, prepares });
       this.trace({ phase: 'prepare', view, seq, batchSize: pp.batch.length });
@@ -429,6 +448,7 @@ export class PbftReplica implements Replica {
       if (countMatching(entry.commits, pp.digest) < (this.mutantCommitQuorum ? 2 * this.f : 2 * this.f + 1)) return;
       const commits = matching(entry.commits, pp.digest);
       entry.committed = true;
+      this.env.quorumCompleted(this.env.nowUs() - entry.preparedUs, from);
       this.trace({ phase: 'commit', view, seq, batchSize: pp.batch.length });
       this.decide(seq, { prePrepare: pp, commits });
     }

@@ -2,7 +2,9 @@
  * One simulated client: implements `ClientEnv`, runs the protocol's client with at most one
  * operation outstanding, and records the Knossos-shaped history (invoke / ok / fail / info).
  */
+import type { MetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import type { Rng } from '../../core/rng.ts';
+import type { FaultKind } from '../../core/trace-schema.ts';
 import type {
   ClientEnv,
   ClientReply,
@@ -17,6 +19,7 @@ import type {
   TimerHandle,
 } from '../protocol.ts';
 import { createRequestSigner } from '../auth.ts';
+import { ClientTelemetry } from '../telemetry.ts';
 import type { HistoryEvent } from './history.ts';
 import type { Simulator } from './simulator.ts';
 import { TimerTable } from './timer-table.ts';
@@ -25,6 +28,7 @@ import { WorkloadGenerator, type WorkloadConfig } from './workload.ts';
 
 export interface ClientContext {
   readonly sim: Simulator;
+  readonly runId: string;
   readonly replicas: readonly NodeId[];
   readonly f: number;
   readonly protocol: ProtocolDefinition;
@@ -37,6 +41,7 @@ export interface ClientContext {
 interface Outstanding {
   readonly requestId: number;
   readonly op: Operation;
+  readonly startUs: number;
 }
 
 export class ClientHost implements ClientEnv {
@@ -53,6 +58,8 @@ export class ClientHost implements ClientEnv {
   submitting = true;
   submitted = 0;
   completed = 0;
+  /** Counters for this client's metrics snapshots. */
+  readonly telemetry: ClientTelemetry;
 
   constructor(
     readonly clientId: number,
@@ -68,6 +75,7 @@ export class ClientHost implements ClientEnv {
     this.thinkUs = workload.thinkUs;
     this.signer = createRequestSigner(ctx.clusterSecret, clientId);
     this.client = ctx.protocol.createClient(this, options);
+    this.telemetry = new ClientTelemetry(clientId, ctx.sim.nowUs());
   }
 
   get idle(): boolean {
@@ -94,6 +102,16 @@ export class ClientHost implements ClientEnv {
     this.client.onReply(reply);
   }
 
+  retried(): void {
+    this.telemetry.retried();
+  }
+
+  /** This client's metrics snapshot of the interval ending now. */
+  takeSnapshot(faults: readonly FaultKind[], faultyNodes: readonly NodeId[], recovering: boolean): MetricsSnapshot {
+    const nowUs = this.ctx.sim.nowUs();
+    return this.telemetry.take({ runId: this.ctx.runId, protocol: this.ctx.protocol.name, tsUs: nowUs, nodeClockUs: nowUs, faults, faultyNodes, recovering }, this.outstanding === null ? 0 : 1);
+  }
+
   /** Schedules the next operation after `delayUs` (if the client is still submitting). */
   scheduleNext(delayUs: number): void {
     this.ctx.sim.schedule(delayUs, 'client', () => this.submitNext());
@@ -103,7 +121,7 @@ export class ClientHost implements ClientEnv {
     if (!this.submitting || this.outstanding !== null) return;
     const requestId = this.nextRequestId++;
     const op = this.workload.next(requestId);
-    this.outstanding = { requestId, op };
+    this.outstanding = { requestId, op, startUs: this.ctx.sim.nowUs() };
     this.submitted++;
     this.ctx.record({ process: this.clientId, type: 'invoke', f: op.kind, key: op.key, ...invokeValue(op), time: this.time() });
     this.client.submit(this.signer.sign({ clientId: this.clientId, requestId, op }));
@@ -114,6 +132,7 @@ export class ClientHost implements ClientEnv {
     if (pending === null || pending.requestId !== requestId) return;
     this.outstanding = null;
     this.completed++;
+    this.telemetry.opCompleted(this.ctx.sim.nowUs() - pending.startUs);
     const op = pending.op;
     const time = this.time();
     if (op.kind === 'read') {

@@ -4,6 +4,8 @@
  * trace records and the client history, and counts shadow mismatches.
  */
 import { createRng, type Rng } from '../../core/rng.ts';
+import { invariant } from '../../core/errors.ts';
+import type { MetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import type { FaultKind, TraceRecord } from '../../core/trace-schema.ts';
 import { ChaosEngine } from '../chaos/engine.ts';
 import type { ClientReply, ClientRequest, Message, NodeId, ProtocolDefinition, ProtocolOptions } from '../protocol.ts';
@@ -54,6 +56,9 @@ export class SimCluster implements HostContext, ClientContext {
   /** Records emitted and not yet handed to the sink. */
   pendingRecords: TraceRecord[] = [];
   recordCount = 0;
+  /** Metrics snapshots taken and not yet handed to the sink. */
+  pendingSnapshots: MetricsSnapshot[] = [];
+  snapshotCount = 0;
   private readonly recordListeners: Array<(record: TraceRecord) => void> = [];
   // Delivery events: one function per cluster, called with (receiver, payload), instead of a
   // closure per message (deliveries are most of the simulator's events).
@@ -124,6 +129,29 @@ export class SimCluster implements HostContext, ClientContext {
     this.recordCount++;
     this.pendingRecords.push(record);
     for (const listener of this.recordListeners) listener(record);
+  }
+
+  takePendingSnapshots(): MetricsSnapshot[] {
+    const batch = this.pendingSnapshots;
+    this.pendingSnapshots = [];
+    return batch;
+  }
+
+  /**
+   * Every `intervalUs` of virtual time, each live replica and each client reports a metrics
+   * snapshot of the interval just ended. A crashed replica reports nothing (its silence is the
+   * evidence); it resumes, with the counters since its crash, after a restart.
+   */
+  startTelemetry(intervalUs: number): void {
+    invariant(Number.isInteger(intervalUs) && intervalUs > 0, `snapshot interval ${intervalUs} µs must be a positive integer`);
+    const tick = (): void => {
+      const before = this.pendingSnapshots.length;
+      for (const host of this.hosts) if (!host.crashed) this.pendingSnapshots.push(host.takeSnapshot());
+      for (const client of this.clients) this.pendingSnapshots.push(client.takeSnapshot(this.chaos.activeFaults(), this.chaos.activeFaultyNodes(), false));
+      this.snapshotCount += this.pendingSnapshots.length - before;
+      this.sim.schedule(intervalUs, 'timer', tick);
+    };
+    this.sim.schedule(intervalUs, 'timer', tick);
   }
 
   takePendingRecords(): TraceRecord[] {

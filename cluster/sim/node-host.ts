@@ -23,6 +23,8 @@ import type {
 import type { HarnessStateMachine, StateCheck } from './harness-state.ts';
 import type { Simulator } from './simulator.ts';
 import { TimerTable } from './timer-table.ts';
+import { ReplicaTelemetry } from '../telemetry.ts';
+import type { MetricsSnapshot, RejectReason } from '../../core/metrics-snapshot.ts';
 import { Misbehaviour, outboundCopies, type OutboundNode } from '../chaos/byzantine.ts';
 
 /** The cluster-wide services a host uses; implemented by SimCluster. */
@@ -60,6 +62,8 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   skewUs = 0;
   crashed = false;
   private readonly timers: TimerTable;
+  /** Counters for this node's metrics snapshots (cluster/telemetry.ts). */
+  readonly telemetry: ReplicaTelemetry;
   private nodeSeq = 0;
   private sentSinceRecord = 0;
   private receivedSinceRecord = 0;
@@ -80,6 +84,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     this.auth = createAuthenticator(ctx.clusterSecret, id, ctx.replicas.length);
     this.byzantineHooks = ctx.protocol.byzantine;
     this.replica = ctx.protocol.createReplica(this, options);
+    this.telemetry = new ReplicaTelemetry(id, ctx.replicas, ctx.sim.nowUs());
   }
 
   nowUs(): number {
@@ -101,11 +106,13 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   private sendOne(to: NodeId, message: Message): void {
     if (!this.misbehaviour.active) {
       this.sentSinceRecord++;
+      this.telemetry.sent(to);
       this.ctx.transmit(this.id, to, message);
       return;
     }
     for (const copy of outboundCopies(this, to, message)) {
       this.sentSinceRecord++;
+      this.telemetry.sent(copy.to);
       this.ctx.transmit(this.id, copy.to, copy.message);
     }
   }
@@ -118,7 +125,9 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
 
   setTimer(afterUs: number, name: string, data?: unknown): TimerHandle {
     return this.timers.set(afterUs, () => {
-      if (!this.crashed) this.replica.onTimer(name, data);
+      if (this.crashed) return;
+      this.telemetry.timerFired(name);
+      this.replica.onTimer(name, data);
     });
   }
 
@@ -130,6 +139,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   deliver(message: Message): void {
     if (this.crashed) return;
     this.receivedSinceRecord++;
+    this.telemetry.received(message.from);
     this.misbehaviour.remember(message);
     this.replica.onMessage(message);
   }
@@ -138,6 +148,36 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     if (this.crashed) return;
     this.receivedSinceRecord++;
     this.replica.onClientRequest(request);
+  }
+
+  rejected(reason: RejectReason): void {
+    this.telemetry.rejected(reason);
+  }
+
+  quorumCompleted(waitedUs: number, lastPeer: NodeId): void {
+    this.telemetry.quorumCompleted(waitedUs, lastPeer);
+  }
+
+  voteReceived(from: NodeId, waitedUs: number): void {
+    this.telemetry.voteReceived(from, waitedUs);
+  }
+
+  /** The metrics snapshot of the interval ending now (a crashed node is not asked: it reports nothing). */
+  takeSnapshot(): MetricsSnapshot {
+    const nowUs = this.ctx.sim.nowUs();
+    return this.telemetry.take({
+      runId: this.ctx.runId,
+      protocol: this.ctx.protocol.name,
+      tsUs: nowUs,
+      nodeClockUs: this.nowUs(),
+      // TODO(progress): view, backlog and log size from the replica's progress() once it lands.
+      view: 0,
+      backlog: 0,
+      logSize: 0,
+      faults: this.ctx.activeFaults(),
+      faultyNodes: this.ctx.activeFaultyNodes(),
+      recovering: false,
+    });
   }
 
   start(): void {
@@ -188,6 +228,8 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
         // the active set changes, so records of one fault period can share one array.
         faults: ctx.activeFaults() as FaultKind[],
         faultyNodes: ctx.activeFaultyNodes() as NodeId[],
+        byzantineAltered: 0,
+        recovering: false,
       },
       transition,
     );

@@ -77,6 +77,8 @@ export interface LoadResult {
   readonly errors: number;
   readonly submitted: number;
   readonly completed: number;
+  /** Requests re-sent after a client timeout. */
+  readonly retries: number;
 }
 
 interface Target {
@@ -116,6 +118,7 @@ class LoadRun {
   private readonly f: number;
   submitted = 0;
   completed = 0;
+  retries = 0;
   measuredFrom = 0;
   submitting = true;
   private readonly opsLimit: number;
@@ -180,6 +183,7 @@ class LoadRun {
       errors,
       submitted: this.submitted,
       completed: this.completed,
+      retries: this.retries,
     };
   }
 
@@ -271,6 +275,10 @@ class LoadClient implements ClientEnv {
 
   onReply(reply: Parameters<ProtocolClient['onReply']>[0]): void {
     if (this.outstanding !== null) this.client.onReply(reply);
+  }
+
+  retried(): void {
+    this.run.retries++;
   }
 
   complete(requestId: number, _result: OperationResult): void {

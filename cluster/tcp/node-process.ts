@@ -35,6 +35,8 @@ import { InboundConnections } from './inbound.ts';
 import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { OutboundLink } from './outbound-link.ts';
 import { TraceBuffer, type TraceStatus } from './trace-output.ts';
+import { ReplicaTelemetry, SNAPSHOT_INTERVAL_US } from '../telemetry.ts';
+import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import type { NodeStatus } from './wire.ts';
 
 export interface NodeConfig {
@@ -55,6 +57,8 @@ export interface NodeConfig {
   readonly limits?: Partial<ConnectionLimits>;
   /** Called on transport-level problems worth a log line (bad frames); default: silent. */
   readonly log?: (line: string) => void;
+  /** Wall-clock interval of the metrics snapshots, milliseconds (default 100; 0: none). */
+  readonly snapshotIntervalMs?: number;
 }
 
 export interface RunningNode {
@@ -99,6 +103,10 @@ class TcpNode implements ReplicaEnv, RunningNode {
   private messagesSent = 0;
   private messagesReceived = 0;
   private stopped = false;
+  /** Counters for this node's metrics snapshots (cluster/telemetry.ts), taken on a wall-clock interval. */
+  private readonly telemetry: ReplicaTelemetry;
+  private readonly snapshotTimer: NodeJS.Timeout | null;
+  private snapshotsFailed = 0;
 
   constructor(private readonly config: NodeConfig) {
     const n = config.ports.length;
@@ -138,6 +146,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
           if (this.stopped) return;
           this.receivedSinceRecord++;
           this.messagesReceived++;
+          this.telemetry.received(message.from);
           this.replica.onMessage(message);
         },
         onClientRequest: (request) => {
@@ -150,8 +159,36 @@ class TcpNode implements ReplicaEnv, RunningNode {
       log: (line) => this.log(line),
     });
     this.server = createServer((socket) => this.inbound.accept(socket));
+    this.telemetry = new ReplicaTelemetry(this.id, this.replicas, systemClock.nowUs());
+    const intervalMs = config.snapshotIntervalMs ?? SNAPSHOT_INTERVAL_US / 1000;
+    this.snapshotTimer = config.traceSink === null || intervalMs <= 0 ? null : setInterval(() => void this.shipSnapshot(), intervalMs);
+    this.snapshotTimer?.unref();
     this.replica = config.protocol.createReplica(this, config.options ?? DEFAULT_PROTOCOL_OPTIONS);
     this.replica.start();
+  }
+
+  private shipSnapshot(): Promise<void> {
+    const sink = this.config.traceSink;
+    if (sink === null || this.stopped) return Promise.resolve();
+    const nowUs = systemClock.nowUs();
+    const snapshot = this.telemetry.take({
+      runId: this.config.runId,
+      protocol: this.config.protocol.name,
+      tsUs: nowUs,
+      nodeClockUs: nowUs,
+      // TODO(progress): view, backlog and log size from the replica's progress() once it lands.
+      view: 0,
+      backlog: 0,
+      logSize: 0,
+      faults: [],
+      faultyNodes: [],
+      recovering: false,
+    });
+    return sink.writeSnapshots([snapshot]).catch((error: unknown) => {
+      // Counted and logged: a snapshot is telemetry, and a later one carries the counters on.
+      this.snapshotsFailed++;
+      this.log(`metrics snapshot write failed: ${String(error)}`);
+    });
   }
 
   listen(): Promise<void> {
@@ -175,6 +212,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
     if (link === undefined || this.stopped) return;
     this.sentSinceRecord++;
     this.messagesSent++;
+    this.telemetry.sent(to);
     link.sendEncoded(this.encodeMessage(message));
   }
 
@@ -197,9 +235,10 @@ class TcpNode implements ReplicaEnv, RunningNode {
   broadcast(message: Message): void {
     if (this.stopped) return;
     const frame = this.encodeMessage(message);
-    for (const link of this.links.values()) {
+    for (const [peer, link] of this.links) {
       this.sentSinceRecord++;
       this.messagesSent++;
+      this.telemetry.sent(peer);
       link.sendEncoded(frame);
     }
   }
@@ -216,7 +255,9 @@ class TcpNode implements ReplicaEnv, RunningNode {
     const timeout = setTimeout(
       () => {
         this.timers.delete(id);
-        if (!this.stopped) this.replica.onTimer(name, data);
+        if (this.stopped) return;
+        this.telemetry.timerFired(name);
+        this.replica.onTimer(name, data);
       },
       Math.max(0, afterUs / 1000),
     );
@@ -229,6 +270,18 @@ class TcpNode implements ReplicaEnv, RunningNode {
     if (timeout === undefined) return;
     clearTimeout(timeout);
     this.timers.delete(handle.id);
+  }
+
+  rejected(reason: RejectReason): void {
+    this.telemetry.rejected(reason);
+  }
+
+  quorumCompleted(waitedUs: number, lastPeer: NodeId): void {
+    this.telemetry.quorumCompleted(waitedUs, lastPeer);
+  }
+
+  voteReceived(from: NodeId, waitedUs: number): void {
+    this.telemetry.voteReceived(from, waitedUs);
   }
 
   trace(transition: Transition): void {
@@ -251,8 +304,11 @@ class TcpNode implements ReplicaEnv, RunningNode {
         msgsReceived: this.receivedSinceRecord,
         runtimeHash: check.runtime,
         shadowHash: check.shadow,
+        // No chaos engine over TCP: no labels, no Byzantine hooks.
         faults: [],
         faultyNodes: [],
+        byzantineAltered: 0,
+        recovering: false,
       },
       transition,
     );
@@ -297,7 +353,10 @@ class TcpNode implements ReplicaEnv, RunningNode {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    // The last interval's counters go out before the sink closes.
+    if (this.snapshotTimer !== null) await this.shipSnapshot();
     this.stopped = true;
+    if (this.snapshotTimer !== null) clearInterval(this.snapshotTimer);
     for (const timeout of this.timers.values()) clearTimeout(timeout);
     this.timers.clear();
     for (const link of this.links.values()) link.close();

@@ -22,6 +22,7 @@ import type { TraceSink } from '../../core/sink.ts';
 import type { TraceRecord } from '../../core/trace-schema.ts';
 import { LatticeError } from '../../core/errors.ts';
 import { traceRecordJson } from './trace-json.ts';
+import { snapshotJson, type MetricsSnapshot } from '../../core/metrics-snapshot.ts';
 
 export interface TraceSinkContext {
   readonly node: number;
@@ -106,6 +107,14 @@ export class NdjsonFileSink implements NdjsonTraceSink {
   /** A gap record as a line of its own (the collector's decoder tells it from a record). */
   writeGap(gap: GapRecord): Promise<void> {
     return this.writeNdjson(`${JSON.stringify(gap)}\n`);
+  }
+
+  /** Snapshots as lines of their own, between the records (the decoder tells them apart). */
+  writeSnapshots(snapshots: readonly MetricsSnapshot[]): Promise<void> {
+    if (snapshots.length === 0) return Promise.resolve();
+    let text = '';
+    for (const snapshot of snapshots) text += snapshotJson(snapshot) + '\n';
+    return this.writeNdjson(text);
   }
 
   writeNdjson(bytes: Buffer | string): Promise<void> {

@@ -6,6 +6,7 @@
  * with its replay line.
  */
 import { describe, expect, it } from 'vitest';
+import { DiscardSink } from '../../core/sink.ts';
 import { generateScenarios } from '../../cluster/chaos/generate.ts';
 import { EPAXOS_BEYOND_KINDS } from '../../cluster/chaos/fault-model.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
@@ -15,7 +16,7 @@ import { runSimulation } from '../../cluster/run.ts';
 import { FAULT_KINDS, type FaultKind } from '../../core/trace-schema.ts';
 
 const count = Number(process.env.LATTICE_CHAOS_SEEDS ?? 6);
-const discard = { async write() {} };
+const discard = new DiscardSink();
 
 async function sweep(protocol: ProtocolDefinition) {
   const failures: string[] = [];

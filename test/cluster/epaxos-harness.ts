@@ -4,6 +4,7 @@
  * and partition, crash/restart of nodes with durable replica objects, and an in-memory state
  * machine that logs every operation it executes.
  */
+import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import { createAuthenticator } from '../../cluster/auth.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
 import type {
@@ -148,6 +149,14 @@ class TestNode implements ReplicaEnv {
     this.cluster.transitions.push({ ...transition, node: this.id, at: this.cluster.now });
   }
 
+  rejected(reason: RejectReason): void {
+    this.cluster.rejections.push({ node: this.id, reason });
+  }
+
+  quorumCompleted(): void {}
+
+  voteReceived(): void {}
+
   crash(): void {
     this.crashed = true;
     for (const event of this.timers.values()) event.cancelled = true;
@@ -205,6 +214,8 @@ class TestClient implements ClientEnv {
     if (this.results.has(requestId)) throw new Error(`request ${requestId} completed twice`);
     this.results.set(requestId, result);
   }
+
+  retried(): void {}
 }
 
 export interface ClusterOptions {
@@ -221,6 +232,8 @@ export class TestCluster {
   readonly nodes: TestNode[];
   readonly clients = new Map<number, TestClient>();
   readonly transitions: TracedTransition[] = [];
+  /** Messages each replica refused, and why (the metrics snapshots' rejection counters). */
+  readonly rejections: { node: NodeId; reason: RejectReason }[] = [];
   readonly sent: SentMessage[] = [];
   readonly faults: NetworkFaults;
   /** Pairs "a-b" that cannot talk (both directions). */

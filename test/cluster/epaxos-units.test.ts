@@ -72,6 +72,7 @@ describe('execution order (Tarjan SCC)', () => {
       preAcceptedEq: false,
       lastProgressUs: 0,
       recoverAfterUs: 0,
+      votesOpenedUs: 0,
     }));
     const byKey = new Map(records.map((r) => [instanceKey(r.id), r]));
     return { n, records, record: (id) => byKey.get(instanceKey(id)), executedUpTo: () => -1 };

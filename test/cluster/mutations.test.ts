@@ -10,6 +10,7 @@
  * these bugs need (see the comment on each scenario).
  */
 import { describe, expect, it } from 'vitest';
+import { DiscardSink } from '../../core/sink.ts';
 import { generateScenarios } from '../../cluster/chaos/generate.ts';
 import { validateScenario, type Scenario, type ScenarioInput } from '../../cluster/chaos/scenario.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
@@ -18,7 +19,7 @@ import type { ProtocolDefinition, ProtocolMutation } from '../../cluster/protoco
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
 import type { RunViolationKind } from '../../cluster/sim/checks.ts';
 
-const discard = { async write() {} };
+const discard = new DiscardSink();
 const FIRST_SEED = 1000;
 
 function scenario(input: ScenarioInput): Scenario {

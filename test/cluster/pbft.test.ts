@@ -2,6 +2,7 @@
  * PBFT as a pure protocol, run in a small deterministic harness defined below (virtual time, a
  * seeded delivery order, an in-memory key-value state machine), independent of cluster/sim/.
  */
+import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator, createRequestSigner } from '../../cluster/auth.ts';
@@ -93,6 +94,8 @@ class Sim {
   readonly machines: MemoryKv[] = [];
   readonly auths: Authenticator[] = [];
   readonly traces: TraceEntry[] = [];
+  /** Messages each replica refused, and why (the metrics snapshots' rejection counters). */
+  readonly rejections: { node: number; reason: RejectReason }[] = [];
   readonly sent: Array<{ from: NodeId; to: NodeId; message: Message }> = [];
   readonly down = new Set<NodeId>();
   filter: NetworkFilter = () => 'deliver';
@@ -138,6 +141,9 @@ class Sim {
             this.traces.push({ ...t, node: id, at: this.now });
             if (t.phase === 'execute') this.checkAgreement(t.seq, sm.digest(), id);
           },
+          rejected: (reason) => this.rejections.push({ node: id, reason }),
+          quorumCompleted: () => {},
+          voteReceived: () => {},
         },
         options,
       ) as PbftReplica;
@@ -222,6 +228,7 @@ class Sim {
           results.set(requestId, result);
           submitNext();
         },
+        retried: () => {},
       },
       this.options,
     ) as PbftClient;

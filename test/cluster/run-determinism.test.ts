@@ -99,6 +99,7 @@ describe('runSimulation determinism', () => {
         records.push(...batch);
         inFlight--;
       },
+      async writeSnapshots() {},
     };
     const result = await runSimulation({ protocol: toyProtocol, scenario, seed: 42, sink: slowSink, batchSize: 64 });
     expect(maxInFlight).toBe(1);

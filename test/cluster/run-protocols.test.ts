@@ -3,13 +3,14 @@
  * keep the file fast; fault schedules are the library's own.
  */
 import { describe, expect, it } from 'vitest';
+import { DiscardSink } from '../../core/sink.ts';
 import type { Scenario } from '../../cluster/chaos/scenario.ts';
 import { loadScenarioLibrary } from '../../cluster/chaos/library.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
 import { pbftProtocol } from '../../cluster/pbft/index.ts';
 import { runSimulation } from '../../cluster/run.ts';
 
-const discard = { async write() {} };
+const discard = new DiscardSink();
 const thin = (s: Scenario): Scenario => ({ ...s, clients: 3, workload: { ...s.workload, think_ms: 5 } });
 
 describe('EPaxos under the scenario library', () => {

@@ -4,13 +4,14 @@
  * no mismatch at all. Seeds vary the corrupted node, the moment and the workload interleaving.
  */
 import { describe, expect, it } from 'vitest';
+import { DiscardSink } from '../../core/sink.ts';
 import { createRng } from '../../core/rng.ts';
 import { validateScenario, type Scenario } from '../../cluster/chaos/scenario.ts';
 import { protocolByName } from '../../cluster/protocols.ts';
 import { runSimulation } from '../../cluster/run.ts';
 
 const SEEDS = Number(process.env.LATTICE_SHADOW_SEEDS ?? 20);
-const discard = { async write() {} };
+const discard = new DiscardSink();
 
 function scenarioFor(protocol: 'pbft' | 'epaxos', seed: number, corrupt: boolean): Scenario {
   const rng = createRng(`shadow/${protocol}/${seed}`);

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { claimsToBeSnapshot, validateMetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import { validateTraceRecord } from '../../core/trace-schema.ts';
 import { clusterDown, clusterLoad, clusterStatus, clusterUp, type ClusterUpResult } from '../../cluster/tcp/commands.ts';
 import { waitForConvergence } from '../../cluster/tcp/convergence.ts';
@@ -84,7 +85,10 @@ describe('a 4-process toy cluster over TCP', () => {
     expect([...down.stopped].sort()).toEqual(cluster.pids.slice(0, 3).sort());
     expect(down.already_gone).toEqual([cluster.pids[3]]);
     for (const pid of cluster.pids) expect(() => process.kill(pid, 0)).toThrow();
-    const lines = readFileSync(join(cluster.run_dir, 'node-2.ndjson'), 'utf8').trim().split('\n');
+    const all = readFileSync(join(cluster.run_dir, 'node-2.ndjson'), 'utf8').trim().split('\n');
+    // Metrics snapshots share the file, each a line of its own; the rest are the trace.
+    const lines = all.filter((line) => !claimsToBeSnapshot(JSON.parse(line)));
+    for (const line of all.filter((l) => !lines.includes(l))) expect(validateMetricsSnapshot(JSON.parse(line)).ok).toBe(true);
     // Node 2 executed every operation of the three runs (400 + 20 + 200).
     expect(lines.length).toBe(620);
     for (const line of lines.slice(0, 50)) expect(validateTraceRecord(JSON.parse(line))).toMatchObject({ ok: true });

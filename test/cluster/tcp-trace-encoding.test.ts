@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRng } from '../../core/rng.ts';
-import { FAULT_KINDS, TRACE_SCHEMA_VERSION, eventIdOf, traceRecordSchema, validateTraceRecord, type TraceRecord } from '../../core/trace-schema.ts';
+import { FAULT_KINDS, TRACE_SCHEMA_VERSION, eventIdOf, TRACE_FIELDS, validateTraceRecord, type TraceRecord } from '../../core/trace-schema.ts';
 import { traceRecordJson } from '../../cluster/tcp/trace-json.ts';
 import { NdjsonFileSink, TraceBuffer } from '../../cluster/tcp/trace-output.ts';
 
@@ -35,17 +35,19 @@ function record(runId: string, nodeSeq: number, over: Partial<TraceRecord> = {})
     batch_size: 5,
     deps_count: 0,
     latency_us: null,
+    byzantine_altered: 0,
     state_hash: 'a'.repeat(64),
     shadow_hash: 'b'.repeat(64),
     faults: [],
     faulty_nodes: [],
+    recovering: false,
     ...over,
   };
 }
 
 describe('traceRecordJson', () => {
-  it('writes every field of the schema, in the schema order (a new field must be added here too)', () => {
-    expect(Object.keys(JSON.parse(traceRecordJson(record('r', 0))) as object)).toEqual(Object.keys(traceRecordSchema.shape));
+  it('writes every field of the table, in table order', () => {
+    expect(Object.keys(JSON.parse(traceRecordJson(record('r', 0))) as object)).toEqual(TRACE_FIELDS);
   });
 
   it('equals JSON.stringify on varied records', () => {

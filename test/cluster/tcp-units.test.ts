@@ -151,10 +151,12 @@ describe('trace output', () => {
     batch_size: 1,
     deps_count: 0,
     latency_us: null,
+    byzantine_altered: 0,
     state_hash: 'a'.repeat(64),
     shadow_hash: 'a'.repeat(64),
     faults: [],
     faulty_nodes: [],
+    recovering: false,
   });
 
   it('buffers, flushes in order and drops past its bound', async () => {

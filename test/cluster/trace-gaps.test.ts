@@ -35,6 +35,8 @@ class SlowSink implements GapTraceSink, ObservableTraceSink {
     for (const r of records) this.items.push({ kind: 'record', seq: r.node_seq });
   }
 
+  async writeSnapshots(): Promise<void> {}
+
   async writeGap(gap: GapRecord): Promise<void> {
     expect(validateGapRecord(gap).ok).toBe(true);
     this.items.push({ kind: 'gap', gap });

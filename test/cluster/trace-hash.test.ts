@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { TraceRecord } from '../../core/trace-schema.ts';
+import { TRACE_FIELDS, TRACE_SCHEMA_VERSION, type TraceRecord } from '../../core/trace-schema.ts';
 import { TraceHasher } from '../../cluster/sim/trace-hash.ts';
 
 const H = (c: string) => c.repeat(64);
 
 function record(nodeSeq: number, overrides: Partial<TraceRecord> = {}): TraceRecord {
   return {
-    schema_version: 1,
+    schema_version: TRACE_SCHEMA_VERSION,
     run_id: 'run-1',
     event_id: `run-1/0/${nodeSeq}`,
     node: 0,
@@ -24,10 +24,12 @@ function record(nodeSeq: number, overrides: Partial<TraceRecord> = {}): TraceRec
     batch_size: 1,
     deps_count: 0,
     latency_us: null,
+    byzantine_altered: 0,
     state_hash: H('a'),
     shadow_hash: H('a'),
     faults: [],
     faulty_nodes: [],
+    recovering: false,
     ...overrides,
   } as TraceRecord;
 }
@@ -40,7 +42,7 @@ async function hashOf(records: readonly TraceRecord[], batch = records.length): 
 
 /** One changed value per field, each applied to the middle record of three. */
 const CHANGES: ReadonlyArray<Partial<TraceRecord>> = [
-  { schema_version: 2 as 1 },
+  { schema_version: 3 as typeof TRACE_SCHEMA_VERSION },
   { run_id: 'run-2' },
   { event_id: 'run-1/0/x' },
   { node: 1 },
@@ -58,12 +60,14 @@ const CHANGES: ReadonlyArray<Partial<TraceRecord>> = [
   { batch_size: 2 },
   { deps_count: 1 },
   { latency_us: 0 },
+  { byzantine_altered: 1 },
   { state_hash: H('b') },
   { shadow_hash: H('b') },
   { faults: ['drop'] },
   { faults: ['drop', 'crash'] },
   { faulty_nodes: [0] },
   { faulty_nodes: [0, 1] },
+  { recovering: true },
 ];
 
 describe('TraceHasher', () => {
@@ -75,6 +79,11 @@ describe('TraceHasher', () => {
     expect(await hashOf(base)).toBe(whole);
     expect(await hashOf(base, 1)).toBe(whole);
     expect(await hashOf(base, 2)).toBe(whole);
+  });
+
+  it('has a change for every field of the trace table (a new field is hashed, and tested here)', () => {
+    const changed = new Set(CHANGES.flatMap((change) => Object.keys(change)));
+    expect(TRACE_FIELDS.filter((name) => !changed.has(name))).toEqual([]);
   });
 
   it('changes when any single field of any record changes', async () => {

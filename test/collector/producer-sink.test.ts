@@ -135,7 +135,7 @@ class FlakyProducer implements TransportProducer {
       for (const d of decodeMessage(Buffer.from(m.value), 1 << 20)) {
         if (!d.ok) throw new Error(`undecodable message: ${d.reason}`);
         if (d.kind === 'transition') out.push({ kind: 'transition', record: d.record });
-        else out.push({ kind: 'gap', gap: d.gap });
+        else if (d.kind === 'gap') out.push({ kind: 'gap', gap: d.gap });
       }
     }
     return out;

@@ -21,7 +21,9 @@ describe('trace record validator', () => {
 
   // One bad value per field: each must be named in the errors with a message that says why.
   const badValues: Array<[string, unknown, RegExp]> = [
-    ['schema_version', 2, /schema_version 1/],
+    ['schema_version', 1, /expected 2/],
+    ['byzantine_altered', -1, />= 0/],
+    ['recovering', 0, /true or false/],
     ['run_id', '', /empty/],
     ['run_id', 'x'.repeat(129), /at most 128/],
     ['event_id', 'other', /run_id\/node\/node_seq/],

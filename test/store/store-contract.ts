@@ -18,6 +18,11 @@ import { FEATURE_PHASES, featureColumns, readFeatureRows, refreshFeatures } from
 import { appliedVersions, migrate, MIGRATIONS } from '../../store/migrations.ts';
 import { countTransitions, eventIds, insertTransitions, queryRows } from '../../store/transitions.ts';
 import { makeRecord, makeRecords } from '../support/records.ts';
+import { makeSnapshot } from '../support/snapshots.ts';
+import { columnsOf } from '../../core/record-fields.ts';
+import { SNAPSHOT_FIELD_TABLE, snapshotJson } from '../../core/metrics-snapshot.ts';
+import { TRACE_FIELD_TABLE } from '../../core/trace-schema.ts';
+import { countSnapshots, insertSnapshots, snapshotsOf } from '../../store/snapshots.ts';
 
 export interface StoreUnderTest {
   readonly kind: 'embedded' | 'server';
@@ -66,6 +71,22 @@ export function storeContract(name: string, target: () => StoreUnderTest): void 
         const report = await migrate(s.store, [...MIGRATIONS, extra]);
         expect(report.applied).toEqual([9_999]);
         expect((await migrate(s.store, [...MIGRATIONS, extra])).applied).toEqual([]);
+      });
+
+      it('holds every field of each record kind in a column of the type its field table names, in table order', async () => {
+        await migrate(s.store);
+        const columnsOfTable = async (table: string) =>
+          (await queryRows<{ name: string; type: string }>(s.store, `SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') AND name != 'ingested_at' ORDER BY position`, { db: s.store.database, t: table })).map((c) => [c.name, c.type]);
+        expect(await columnsOfTable('transitions')).toEqual(columnsOf(TRACE_FIELD_TABLE).map(([n, t]) => [n, t]));
+        expect(await columnsOfTable('metrics_snapshots')).toEqual(columnsOf(SNAPSHOT_FIELD_TABLE).map(([n, t]) => [n, t]));
+      });
+
+      it('stores metrics snapshots field for field, a redelivered one collapsing (FINAL)', async () => {
+        const snapshots = [0, 1, 2].map((snap_seq) => makeSnapshot({ run_id: 'run-snap', node: 2, snap_seq, peers: [0, 1, 3], faults: snap_seq === 1 ? ['delay'] : [], faulty_nodes: snap_seq === 1 ? [3] : [], recovering: snap_seq === 2 }));
+        await insertSnapshots(s.store, snapshots);
+        await insertSnapshots(s.store, snapshots.slice(1), snapshots.slice(1).map(snapshotJson));
+        expect(await countSnapshots(s.store, 'run-snap')).toBe(3);
+        expect(await snapshotsOf(s.store, 'run-snap')).toEqual(snapshots);
       });
 
       it('stores records, and a redelivered batch adds no duplicates (FINAL)', async () => {

@@ -26,10 +26,12 @@ export function makeRecord(overrides: Partial<TraceRecord> = {}): TraceRecord {
     batch_size: 1,
     deps_count: 0,
     latency_us: 1200,
+    byzantine_altered: 0,
     state_hash: ZERO_HASH,
     shadow_hash: ZERO_HASH,
     faults: [],
     faulty_nodes: [],
+    recovering: false,
     ...overrides,
   };
 }
