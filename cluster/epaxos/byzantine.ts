@@ -12,8 +12,8 @@ export const epaxosByzantineHooks: ByzantineHooks = {
     return VOTE_TYPES.has(message.type);
   },
 
-  // Recovery and retransmission deadlines are nowUs() + a timeout, compared with nowUs() on
-  // each tick: a wall-clock step moves them (forward: early recoveries; back: late ones).
+  // Recovery and retransmission deadlines and the idle tick's cadence are nowUs() + a timeout,
+  // compared with nowUs() later: a wall-clock step moves them (forward: due at once; back: late).
   readsWallClock: true,
 
   /** An equivocating command leader pre-accepts a different command with half of the replicas. */

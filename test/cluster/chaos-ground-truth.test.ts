@@ -17,6 +17,7 @@ import { validateScenario, type ScenarioInput } from '../../cluster/chaos/scenar
 import { ScenarioError } from '../../core/errors.ts';
 import { createRng } from '../../core/rng.ts';
 import { pbftProtocol } from '../../cluster/pbft/index.ts';
+import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
 import { DEFAULT_PROTOCOL_OPTIONS, type ProtocolDefinition, type ReplicaProgress } from '../../cluster/protocol.ts';
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
 import { SimCluster } from '../../cluster/sim/cluster.ts';
@@ -179,6 +180,22 @@ describe('clock faults: offset and drift, timers on the node’s monotonic clock
     // The clock itself is still off, as the records show.
     expect(records.filter((r) => r.node === 1 && at(r) > 100 && at(r) < 400).every((r) => r.node_clock_us - r.ts_us === -40_000)).toBe(true);
     expect(recoveringLog(result)).toEqual([]);
+  });
+
+  it('an offset alone does act on EPaxos, whose deadlines are read from the wall clock: labelled, and the protocol runs differently', async () => {
+    const protocol = epaxosProtocol;
+    const shape = (records: TraceRecord[]) => records.map((r) => `${r.node}:${r.phase}:${r.seq}`).join(' ');
+    const scenario = (faults: ScenarioInput['faults']) => validateScenario({ name: 'ep', nodes: 5, duration_ms: 1000, clients: 3, workload: { think_ms: 2 }, faults });
+    const go = async (faults: ScenarioInput['faults']) => {
+      const sink = new MemorySink();
+      const result = await runSimulation({ protocol, scenario: scenario(faults), seed: 7, sink, batchSize: 256 });
+      return { result, records: sink.records };
+    };
+    const base = await go([]);
+    const skewed = await go([{ at_ms: 100, duration_ms: 600, kind: 'clock_skew', nodes: [0], skew_ms: 300 }]);
+    expect(events(skewed.result, 'no_effect')).toHaveLength(0);
+    expect(skewed.records.filter((r) => at(r) > 100 && at(r) < 700).every((r) => r.faults.includes('clock_skew'))).toBe(true);
+    expect(shape(skewed.records)).not.toBe(shape(base.records));
   });
 
   it('a fast-drifting backup’s view-change timer fires early: it starts view changes a correct backup would not', async () => {
