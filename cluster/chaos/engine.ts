@@ -141,7 +141,8 @@ export class ChaosEngine {
     this.push({ action: 'start', kind: spec.kind, nodes: fault.nodes });
     if (applied.noEffectReason !== undefined) this.push({ action: 'no_effect', kind: spec.kind, nodes: fault.nodes, reason: applied.noEffectReason });
     if (spec.kind === 'equivocation') this.equivocations++;
-    if (!fault.noEffect) this.disturbed = true;
+    // An equivocation disturbs the cluster once it acts (its first rewritten proposal).
+    if (!fault.noEffect && spec.kind !== 'equivocation') this.disturbed = true;
     this.relabel();
     return id;
   }
@@ -255,6 +256,7 @@ export class ChaosEngine {
     if (rewrote && !equivocating.has(node)) {
       equivocating.add(node);
       fault.everEquivocated?.add(node);
+      this.disturbed = true;
       this.push({ action: 'effect_start', kind: 'equivocation', nodes: [node] });
       return true;
     }

@@ -95,6 +95,8 @@ describe('equivocation acts through whoever leads (PBFT)', () => {
     expect(noEffect?.nodes).toEqual([2]);
     expect(noEffect?.reason).toMatch(/only a leader proposes/);
     expect(result.traceHash).toBe(base.result.traceHash);
+    // It never acted, so its end starts no recovering period.
+    expect(recoveringLog(result)).toEqual([]);
   });
 
   it('a backup that becomes primary equivocates from then on, and only then is it labelled', async () => {
@@ -308,6 +310,98 @@ describe('Byzantine hooks count the outbound messages they altered', () => {
     misbehaviour.remember(order);
     expect(outboundCopies(node, 2, vote)).toHaveLength(2);
     expect(misbehaviour.altered).toBe(4);
+  });
+});
+
+describe('two overlapping faults of each toggled kind: the first to end leaves the other acting, and labelled', () => {
+  const cases = [
+    { kind: 'equivocation', node: 0 },
+    { kind: 'forged_vote', node: 1, behaviour: 'both' },
+    { kind: 'silent', node: 0 },
+    { kind: 'withheld_vote', node: 1, rate: 1 },
+    { kind: 'replay', node: 0, rate: 1 },
+  ] as const;
+  for (const c of cases) {
+    it(c.kind, async () => {
+      await initBlake3();
+      const cluster = new SimCluster({
+        runId: 'overlap',
+        seed: 9,
+        protocol: toyProtocol,
+        options: DEFAULT_PROTOCOL_OPTIONS,
+        nodes: 4,
+        clients: 3,
+        network: { latencyUs: 300, jitter: 0.3, tailRate: 0, tailUs: 0, drop: 0, duplicate: 0, reorder: 0, reorderDelayUs: 0 },
+        workload: { keys: 4, read: 0.4, write: 0.4, cas: 0.2, thinkUs: 2000 },
+        createStateMachine: () => new VerifiedStateMachine(),
+      });
+      const { node, ...rest } = c;
+      const spec = validateScenario({ name: 'o', nodes: 4, duration_ms: 1000, faults: [{ at_ms: 0, nodes: [node], ...rest }] }).faults[0]!;
+      const host = cluster.hosts[node]!;
+      const altered = () => host.misbehaviour.altered;
+      const until = (msAt: number) => cluster.sim.runUntil(SIM_EPOCH_US + msAt * MS);
+      cluster.boot();
+      const a = cluster.chaos.start(spec);
+      until(50);
+      const b = cluster.chaos.start(spec);
+      until(100);
+      cluster.chaos.end(a);
+      const afterA = altered();
+      until(200);
+      // B alone: still acting and still labelled.
+      expect(altered()).toBeGreaterThan(afterA);
+      expect(cluster.chaos.activeFaults()).toEqual([c.kind]);
+      expect(cluster.chaos.activeFaultyNodes()).toEqual([node]);
+      cluster.chaos.end(b);
+      const afterB = altered();
+      until(300);
+      expect(altered()).toBe(afterB);
+      expect(cluster.chaos.activeFaults()).toEqual([]);
+    });
+  }
+
+  it('clock_skew: steps and drifts add; the first to end leaves the other’s step and rate', async () => {
+    await initBlake3();
+    const cluster = new SimCluster({
+      runId: 'overlap-clock',
+      seed: 9,
+      protocol: toyProtocol,
+      options: DEFAULT_PROTOCOL_OPTIONS,
+      nodes: 4,
+      clients: 1,
+      network: { latencyUs: 300, jitter: 0.3, tailRate: 0, tailUs: 0, drop: 0, duplicate: 0, reorder: 0, reorderDelayUs: 0 },
+      workload: { keys: 4, read: 0.4, write: 0.4, cas: 0.2, thinkUs: 2000 },
+      createStateMachine: () => new VerifiedStateMachine(),
+    });
+    const faults = validateScenario({
+      name: 'c',
+      nodes: 4,
+      duration_ms: 1000,
+      faults: [
+        { at_ms: 0, kind: 'clock_skew', nodes: [2], skew_ms: 10, drift_ppm: 100_000 },
+        { at_ms: 0, kind: 'clock_skew', nodes: [2], skew_ms: 5, drift_ppm: 200_000 },
+      ],
+    }).faults;
+    const host = cluster.hosts[2]!;
+    const offset = () => host.nowUs() - cluster.sim.nowUs();
+    const until = (msAt: number) => cluster.sim.runUntil(SIM_EPOCH_US + msAt * MS);
+    cluster.boot();
+    const a = cluster.chaos.start(faults[0]!);
+    const b = cluster.chaos.start(faults[1]!);
+    until(100);
+    expect(host.clock.driftPpm).toBe(300_000);
+    expect(offset()).toBe(15_000 + 30_000); // both steps, 100 ms at +30 %
+    cluster.chaos.end(a);
+    // A's step undone, the wall clock set right; B's step stays and its drift goes on.
+    expect(host.clock.driftPpm).toBe(200_000);
+    expect(offset()).toBe(5_000);
+    until(200);
+    expect(offset()).toBe(5_000 + 20_000);
+    expect(cluster.chaos.activeFaults()).toEqual(['clock_skew']);
+    cluster.chaos.end(b);
+    expect(offset()).toBe(0);
+    expect(host.clock.driftPpm).toBe(0);
+    expect(cluster.chaos.activeFaults()).toEqual([]);
   });
 });
 
