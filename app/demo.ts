@@ -90,7 +90,7 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
       ops_completed: result.completedOps,
       safety_violations: result.safetyViolations.length,
       shadow_mismatches: result.shadowMismatches.length,
-      faults_injected: [...new Set(result.faultLog.map((f) => f.kind))].sort(),
+      faults_injected: [...new Set(result.faultLog.flatMap((f) => (f.kind === undefined ? [] : [f.kind])))].sort(),
       transport: pipeline.transport.kind,
       store: { kind: store.kind, location: store.location, database: store.database },
       replay: result.replay,

@@ -118,13 +118,18 @@ export interface ReplicaEnv {
   /** Faults tolerated: PBFT n = 3f+1, EPaxos n = 2f+1. */
   readonly f: number;
   readonly rng: Rng;
-  /** This node's local clock in microseconds (skewed under a clock-skew fault). */
+  /** This node's wall clock in microseconds: stepped by a clock_skew offset and running fast or
+   * slow under its drift (see docs/scenarios.md, "Clocks"). Protocol decisions that compare it
+   * with stored times (EPaxos's recovery and retransmission deadlines) see the steps. */
   nowUs(): number;
   /** Sends to one replica. The harness signs nothing: call auth.sign first. */
   send(to: NodeId, message: Message): void;
   /** Sends to every other replica. */
   broadcast(message: Message): void;
   replyToClient(reply: ClientReply): void;
+  /** Fires after `afterUs` of this node's monotonic clock (CLOCK_MONOTONIC): it runs at the
+   * node's drifting rate but ignores wall-clock steps, so a drifting node's timeouts fire early or
+   * late in true time and a clock step moves no deadline. */
   setTimer(afterUs: number, name: string, data?: unknown): TimerHandle;
   cancelTimer(handle: TimerHandle): void;
   readonly auth: Authenticator;
@@ -148,6 +153,36 @@ export interface Replica {
   onMessage(message: Message): void;
   onTimer(name: string, data: unknown): void;
   onClientRequest(request: ClientRequest): void;
+  /** Where the replica stands, cheaply (called on every transition while the cluster recovers
+   * from a fault, and for metrics snapshots): O(clients + replicas), never O(log). */
+  progressReport(): ReplicaProgress;
+}
+
+/**
+ * What "back to normal" is judged from (chaos/recovery.ts): the view is settled, the backlog
+ * drained, the replica caught up. Positions are per protocol, monotone, and comparable between
+ * replicas of one cluster.
+ */
+export interface ReplicaProgress {
+  /** PBFT view; 0 where the protocol has no views (EPaxos ballots are per instance). */
+  readonly view: number;
+  /** Who this replica believes leads; null when every replica leads its own instances (EPaxos). */
+  readonly leader: NodeId | null;
+  /** PBFT: a view change in progress; EPaxos: an explicit prepare (recovery) in progress. */
+  readonly viewChanging: boolean;
+  /** Work known here and not finished: PBFT client requests not executed; EPaxos instances not
+   * yet committed or committed and not executed. */
+  readonly backlog: number;
+  /** When the oldest client request still waiting here arrived, on this node's clock (nowUs);
+   * null when none waits. */
+  readonly oldestRequestUs: number | null;
+  /** Positions committed here (PBFT: the last executed sequence number, since execution follows
+   * commit in order; EPaxos: committed instances in the contiguous prefix of every space). */
+  readonly committed: number;
+  /** Positions executed here (PBFT: last executed sequence number; EPaxos: executed prefix). */
+  readonly executed: number;
+  /** Entries held for log positions (bounded by garbage collection), counted cheaply. */
+  readonly logSize: number;
 }
 
 /** The client side of a protocol: where to send requests and when a reply is final. */
@@ -182,6 +217,10 @@ export interface ByzantineHooks {
   /** An equivocating leader sends this conflicting variant to `to` instead (null: leave as is).
    * The variant is signed with the faulty node's own key: equivocation is authentic but two-faced. */
   equivocate(message: Message, to: NodeId, rng: Rng, auth: Authenticator): Message | null;
+  /** Whether protocol decisions compare the wall clock (nowUs) with stored times. If not, a
+   * clock step (clock_skew's offset) changes only node_clock_us and measured latencies, not what
+   * the protocol does, and the chaos engine logs it as `no_effect` instead of labelling it. */
+  readonly readsWallClock: boolean;
 }
 
 export interface ProtocolDefinition {

@@ -170,9 +170,10 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   }
   let pendingOps = 0;
   for (const client of cluster.clients) if (client.abandonPending()) pendingOps++;
+  cluster.chaos.finish();
   await flush();
 
-  const verdict = judgeFaultModel(protocol.name, scenario.nodes, scenario.faults, cluster.f);
+  const verdict = judgeFaultModel(protocol.name, scenario.nodes, cluster.chaos.resolvedFaults(scenario.faults), cluster.f);
   const byzantine = new Set(verdict.byzantineNodes);
   const executedLogs = new Map<NodeId, ExecutedLog>();
   const correctLogs = new Map<NodeId, ExecutedLog>();

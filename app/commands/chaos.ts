@@ -28,7 +28,7 @@ function runSummary(result: RunResult, stored?: number) {
     safety_violations: result.safetyViolations.length,
     shadow_mismatches: result.shadowMismatches.length,
     beyond_fault_model: result.beyondFaultModel,
-    faults: [...new Set(result.faultLog.map((f) => f.kind))].sort(),
+    faults: [...new Set(result.faultLog.flatMap((f) => (f.kind === undefined ? [] : [f.kind])))].sort(),
     virtual_ms: Math.round(result.virtualDurationUs / 1000),
     replay: result.replay,
   };

@@ -26,6 +26,14 @@ export class Misbehaviour {
   private readonly replayRates: number[] = [];
   private readonly recorded: Message[] = [];
   private recordedNext = 0;
+  /**
+   * Outbound messages these switches actually changed, since the node booted: each one dropped
+   * (silent, withheld), rewritten (equivocated, wrong digest) or added (impersonated copy,
+   * replay) counts once. NodeHost turns it into a per-record count (`alteredSinceRecord`).
+   */
+  altered = 0;
+  /** Messages the equivocation hook actually rewrote: what makes an equivocation fault act. */
+  equivocated = 0;
 
   /** Probability of withholding each vote (withheld_vote). */
   get withholdRate(): number {
@@ -108,25 +116,44 @@ export interface OutboundCopy {
 export function outboundCopies(node: OutboundNode, to: NodeId, message: Message): OutboundCopy[] {
   const m = node.misbehaviour;
   if (!m.active) return [{ to, message }];
-  if (m.silent > 0) return [];
+  if (m.silent > 0) {
+    m.altered++;
+    return [];
+  }
   const rng = node.chaosRng;
   const hooks = node.byzantineHooks;
   const isVote = hooks.isVote(message);
-  if (isVote && m.withholdRate > 0 && rng.next() < m.withholdRate) return [];
+  if (isVote && m.withholdRate > 0 && rng.next() < m.withholdRate) {
+    m.altered++;
+    return [];
+  }
   // A node relaying someone else's signed message cannot re-sign it; it only lies in its own name.
   const own = message.from === node.id;
   let main = message;
-  if (own && m.equivocate > 0) main = hooks.equivocate(message, to, rng, node.auth) ?? message;
+  if (own && m.equivocate > 0) {
+    const variant = hooks.equivocate(message, to, rng, node.auth);
+    if (variant !== null) {
+      main = variant;
+      m.equivocated++;
+    }
+  }
   if (own && isVote && m.wrongDigest > 0) main = wrongDigestVote(main, node.auth) ?? main;
+  if (main !== message) m.altered++;
   const copies: OutboundCopy[] = [{ to, message: main }];
   if (own && isVote && m.impersonate > 0) {
     const victim = otherNode(node, to, rng);
     // Keeps this node's MAC while claiming another sender: a receiver checking MACs rejects it.
-    if (victim !== undefined) copies.push({ to, message: { ...message, from: victim } });
+    if (victim !== undefined) {
+      copies.push({ to, message: { ...message, from: victim } });
+      m.altered++;
+    }
   }
   if (m.replayRate > 0 && rng.next() < m.replayRate) {
     const old = m.pickRecorded(rng);
-    if (old !== undefined) copies.push({ to, message: old });
+    if (old !== undefined) {
+      copies.push({ to, message: old });
+      m.altered++;
+    }
   }
   return copies;
 }

@@ -34,8 +34,13 @@ export function judgeFaultModel(protocol: Protocol, nodes: number, faults: reado
   const reasons: string[] = [];
   const byzantine = new Set<NodeId>();
   const counted = new Set<NodeId>();
+  let unresolvedLeaders = 0;
   for (const fault of faults) {
-    const targets = 'nodes' in fault && fault.nodes !== undefined ? fault.nodes : [];
+    const nodes = 'nodes' in fault ? fault.nodes : undefined;
+    // `leader` not resolved (the fault never started, or judged before the run): one node,
+    // unknown, counted as a distinct one (the caller passes the engine's resolved faults after a run).
+    if (nodes === 'leader') unresolvedLeaders++;
+    const targets = Array.isArray(nodes) ? nodes : [];
     if (BYZANTINE_KINDS.has(fault.kind)) for (const node of targets) byzantine.add(node);
     if (COUNTED_KINDS.has(fault.kind)) for (const node of targets) counted.add(node);
     if (protocol === 'epaxos' && EPAXOS_BEYOND_KINDS.has(fault.kind)) {
@@ -48,7 +53,8 @@ export function judgeFaultModel(protocol: Protocol, nodes: number, faults: reado
       if (protocol === 'epaxos') reasons.push('crash with amnesia: EPaxos assumes a replica keeps its state across a crash');
     }
   }
-  if (counted.size > f) reasons.push(`${counted.size} distinct crashed or misbehaving nodes exceed f = ${f}`);
+  const countedSize = counted.size + unresolvedLeaders;
+  if (countedSize > f) reasons.push(`${countedSize} distinct crashed or misbehaving nodes exceed f = ${f}`);
   return {
     beyondFaultModel: reasons.length > 0,
     reasons: [...new Set(reasons)],

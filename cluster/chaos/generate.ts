@@ -77,7 +77,7 @@ function generateOne(options: GenerateOptions, rng: Rng, index: number): Generat
   const verdict = judgeFaultModel(protocol, nodes, scenario.faults, f);
   const faultyNodes = new Set<NodeId>();
   for (const fault of scenario.faults) {
-    if ('nodes' in fault && fault.nodes !== undefined) fault.nodes.forEach((n) => faultyNodes.add(n));
+    if ('nodes' in fault && Array.isArray(fault.nodes)) fault.nodes.forEach((n) => faultyNodes.add(n));
     if (fault.kind === 'partition') fault.groups.slice(1).flat().forEach((n) => faultyNodes.add(n));
   }
   return {
@@ -120,7 +120,8 @@ function makeFault(kind: FaultKind, rng: Rng, nodes: number, f: number, bad: rea
     case 'reorder':
       return { kind, at_ms, duration_ms, rate: rate(0.1, 0.6), delay_ms: rate(0.5, 5), ...(rng.next() < 0.5 ? { nodes: anyNodes() } : {}) };
     case 'clock_skew':
-      return { kind, at_ms, duration_ms, nodes: anyNodes(), skew_ms: Math.round((rng.next() - 0.5) * 1000) };
+      // Always some drift: an offset alone changes nothing PBFT does (its timers are monotonic).
+      return { kind, at_ms, duration_ms, nodes: anyNodes(), skew_ms: Math.round((rng.next() - 0.5) * 1000), drift_ppm: Math.round((rng.next() - 0.5) * 1_000_000) || 1000 };
     case 'equivocation':
     case 'silent':
     case 'state_corruption':

@@ -17,6 +17,10 @@ const probability = (what: string) =>
   z.number({ error: `${what}: expected a number` }).min(0, `${what}: expected a number >= 0`).max(1, `${what}: expected a number <= 1`);
 const nodeIds = z.array(nonNegInt('node id'), { error: 'expected an array of node ids' }).min(1, 'expected at least one node');
 
+/** A clock drifting at -10⁶ ppm would stand still; beyond +10⁷ ppm (11× true speed) is no clock. */
+const DRIFT_PPM_STOP = 1_000_000;
+const DRIFT_PPM_MAX = 10_000_000;
+
 const faultBase = {
   at_ms: nonNegInt('at_ms'),
   /** Absent: the fault lasts until the end of the fault period (duration_ms of the scenario). */
@@ -48,8 +52,25 @@ const faultSchemas = [
     delay_ms: z.number({ error: 'delay_ms: expected a number' }).positive('delay_ms: expected > 0').optional(),
     nodes: nodeIds.optional(),
   }),
-  z.strictObject({ kind: z.literal('clock_skew'), ...faultBase, nodes: nodeIds, skew_ms: z.number({ error: 'skew_ms: expected a number' }) }),
-  z.strictObject({ kind: z.literal('equivocation'), ...faultBase, nodes: nodeIds }),
+  z.strictObject({
+    kind: z.literal('clock_skew'),
+    ...faultBase,
+    nodes: nodeIds,
+    /** A step of the wall clock at the start (undone at the end); timers ignore it (monotonic). */
+    skew_ms: z.number({ error: 'skew_ms: expected a number' }).finite('skew_ms: expected a finite number').default(0),
+    /** The clock runs 1 + drift_ppm/10⁶ times as fast as true time (negative: slow), timers too. */
+    drift_ppm: z
+      .number({ error: 'drift_ppm: expected a number' })
+      .gt(-DRIFT_PPM_STOP, `drift_ppm: expected > -${DRIFT_PPM_STOP} (at -${DRIFT_PPM_STOP} the clock stops)`)
+      .max(DRIFT_PPM_MAX, `drift_ppm: expected <= ${DRIFT_PPM_MAX}`)
+      .default(0),
+  }),
+  z.strictObject({
+    kind: z.literal('equivocation'),
+    ...faultBase,
+    /** `leader`: whoever leads when the fault starts (PBFT: the primary of the view then). */
+    nodes: z.union([z.literal('leader'), nodeIds], { error: 'expected an array of node ids or "leader"' }),
+  }),
   z.strictObject({
     kind: z.literal('forged_vote'),
     ...faultBase,
@@ -112,7 +133,13 @@ export const scenarioSchema = z
         ids.forEach((id, j) => {
           if (id >= scenario.nodes) ctx.addIssue({ code: 'custom', path: [...path, j], message: `node ${id} does not exist (nodes: ${scenario.nodes})` });
         });
-      if ('nodes' in fault && fault.nodes !== undefined) check(fault.nodes, ['faults', i, 'nodes']);
+      if ('nodes' in fault && Array.isArray(fault.nodes)) check(fault.nodes, ['faults', i, 'nodes']);
+      if (fault.kind === 'clock_skew' && fault.skew_ms === 0 && fault.drift_ppm === 0) {
+        ctx.addIssue({ code: 'custom', path: ['faults', i, 'skew_ms'], message: 'a clock fault needs a non-zero skew_ms (a step) or drift_ppm (a rate), or both' });
+      }
+      if (fault.kind === 'equivocation' && fault.nodes === 'leader' && scenario.protocol === 'epaxos') {
+        ctx.addIssue({ code: 'custom', path: ['faults', i, 'nodes'], message: 'EPaxos has no single leader (every replica leads its own instances): name the nodes' });
+      }
       if (fault.kind === 'partition') fault.groups.forEach((group, g) => check(group, ['faults', i, 'groups', g]));
       if (fault.kind === 'delay' && fault.links !== undefined) fault.links.forEach((link, l) => check(link, ['faults', i, 'links', l]));
     });

@@ -1,6 +1,7 @@
 /**
  * Hooks that let the chaos engine make an EPaxos node misbehave without the protocol knowing.
- * EPaxos tolerates crashes only, so these runs test safety beyond the fault model.
+ * EPaxos tolerates crashes only, so these runs test safety beyond the fault model. Every replica
+ * leads its own instances, so an equivocating replica equivocates on each command it proposes.
  */
 import type { Authenticator, ByzantineHooks, Message, NodeId } from '../protocol.ts';
 import type { Rng } from '../../core/rng.ts';
@@ -10,6 +11,10 @@ export const epaxosByzantineHooks: ByzantineHooks = {
   isVote(message: Message): boolean {
     return VOTE_TYPES.has(message.type);
   },
+
+  // Recovery and retransmission deadlines and the idle tick's cadence are nowUs() + a timeout,
+  // compared with nowUs() later: a wall-clock step moves them (forward: due at once; back: late).
+  readsWallClock: true,
 
   /** An equivocating command leader pre-accepts a different command with half of the replicas. */
   equivocate(message: Message, to: NodeId, rng: Rng, auth: Authenticator): Message | null {

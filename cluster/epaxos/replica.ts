@@ -16,6 +16,7 @@ import {
   type ProtocolOptions,
   type Replica,
   type ReplicaEnv,
+  type ReplicaProgress,
   type TimerHandle,
 } from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
@@ -150,6 +151,29 @@ export class EpaxosReplica implements Replica {
   onClientRequest(request: ClientRequest): void {
     this.handleClientRequest(request);
     this.scheduleTick();
+  }
+
+  /** O(replicas + drives + requests waiting here). */
+  progressReport(): ReplicaProgress {
+    let recovering = false;
+    for (const drive of this.drives.values()) {
+      if (drive.recovery) {
+        recovering = true;
+        break;
+      }
+    }
+    let oldest: number | null = null;
+    for (const atUs of this.awaitingReply.values()) if (oldest === null || atUs < oldest) oldest = atUs;
+    let committed = 0;
+    let executed = 0;
+    let logSize = 0;
+    for (let q = 0; q < this.n; q++) {
+      committed += this.committedPrefix[q]! + 1;
+      executed += this.executedPrefix[q]! + 1;
+      logSize += this.spaces[q]!.size;
+    }
+    // No views: every replica leads its own instances (leader null).
+    return { view: 0, leader: null, viewChanging: recovering, backlog: this.uncommitted.size + this.pendingExecution.size, oldestRequestUs: oldest, committed, executed, logSize };
   }
 
   private handleClientRequest(request: ClientRequest): void {

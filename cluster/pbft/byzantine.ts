@@ -1,6 +1,8 @@
 /**
  * How the chaos engine makes a correct PBFT node misbehave: which messages are votes, and the
- * two-faced pre-prepare an equivocating primary sends to about half of its backups.
+ * two-faced pre-prepare an equivocating primary sends to about half of its backups. Only a primary
+ * sends pre-prepares, so an equivocating backup changes nothing until it becomes primary (the
+ * engine labels the equivocation from its first rewritten pre-prepare, while it leads).
  */
 import type { ByzantineHooks, Message } from '../protocol.ts';
 import { batchDigest } from './digest.ts';
@@ -10,6 +12,8 @@ const VOTES: ReadonlySet<string> = new Set([MSG.prepare, MSG.commit, MSG.checkpo
 
 export const pbftByzantineHooks: ByzantineHooks = {
   isVote: (message) => VOTES.has(message.type),
+  // Every PBFT deadline is a timer (monotonic); nowUs() feeds only the latencies it reports.
+  readsWallClock: false,
   equivocate(message, _to, rng, auth) {
     const pp = parsePrePrepare(message);
     if (!pp || pp.batch.length === 0 || rng.next() < 0.5) return null;

@@ -16,6 +16,7 @@ import type {
   ProtocolOptions,
   Replica,
   ReplicaEnv,
+  ReplicaProgress,
   StateSnapshot,
   TimerHandle,
   Transition,
@@ -240,6 +241,26 @@ export class PbftReplica implements Replica {
       pendingView: this.pendingView,
       knownMaxSeq: this.knownMaxSeq,
       knownMaxView: this.knownMaxView,
+    };
+  }
+
+  /** O(clients): the oldest waiting request is found among one pending request per client. */
+  progressReport(): ReplicaProgress {
+    let oldest: number | null = null;
+    for (const [clientId, request] of this.pending) {
+      const arrival = this.arrivals.get(clientId);
+      if (arrival !== undefined && arrival.requestId === request.requestId && (oldest === null || arrival.atUs < oldest)) oldest = arrival.atUs;
+    }
+    return {
+      view: this.view,
+      leader: primaryOf(this.view, this.n),
+      viewChanging: this.status === 'view-change',
+      backlog: this.pending.size,
+      oldestRequestUs: oldest,
+      committed: this.lastExecuted,
+      executed: this.lastExecuted,
+      // Sequence numbers with slots (not slots per view, which inspect() counts): O(1).
+      logSize: this.slots.size + this.preparedCerts.size + this.decided.size + this.checkpointVotes.size + this.ownCheckpoints.size,
     };
   }
 

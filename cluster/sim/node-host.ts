@@ -1,7 +1,8 @@
 /**
  * One simulated replica: implements `ReplicaEnv` on top of the simulator and the network model.
- * Time is virtual time plus this node's clock skew; timers are simulator events (cancelled on a
- * crash); outbound messages pass through the node's misbehaviour filter (chaos/byzantine.ts), so a
+ * Time is this node's own clock (sim/node-clock.ts: virtual time, stepped and drifting under a
+ * clock_skew fault); timers are simulator events on its monotonic clock (cancelled on a crash,
+ * re-timed when the drift changes); outbound messages pass through the node's misbehaviour filter (chaos/byzantine.ts), so a
  * Byzantine node runs unmodified protocol code with adversarial wiring (the Twins idea).
  */
 import type { Rng } from '../../core/rng.ts';
@@ -22,6 +23,7 @@ import type {
 } from '../protocol.ts';
 import type { HarnessStateMachine, StateCheck } from './harness-state.ts';
 import type { Simulator } from './simulator.ts';
+import { NodeClock } from './node-clock.ts';
 import { TimerTable } from './timer-table.ts';
 import { ReplicaTelemetry } from '../telemetry.ts';
 import type { MetricsSnapshot, RejectReason } from '../../core/metrics-snapshot.ts';
@@ -58,8 +60,8 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   replica: Replica;
   readonly misbehaviour = new Misbehaviour();
   readonly byzantineHooks: ProtocolDefinition['byzantine'];
-  /** Clock skew of this node, microseconds (clock_skew fault). */
-  skewUs = 0;
+  /** This node's wall and monotonic clocks (clock_skew steps and drifts them). */
+  readonly clock: NodeClock;
   crashed = false;
   private readonly timers: TimerTable;
   /** Counters for this node's metrics snapshots (cluster/telemetry.ts). */
@@ -67,6 +69,10 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   private nodeSeq = 0;
   private sentSinceRecord = 0;
   private receivedSinceRecord = 0;
+  /** `misbehaviour.altered` when the last record was built. */
+  private alteredAtRecord = 0;
+  /** What the last record built carried as `alteredSinceRecord` (the future byzantine_altered). */
+  lastRecordAltered = 0;
   private mismatched = false;
 
   constructor(
@@ -78,7 +84,9 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     readonly chaosRng: Rng,
     private readonly options: ProtocolOptions,
   ) {
-    this.timers = new TimerTable(ctx.sim);
+    const sim = ctx.sim;
+    this.clock = new NodeClock(() => sim.nowUs());
+    this.timers = new TimerTable(sim, this.clock);
     this.replicas = ctx.replicas;
     this.f = ctx.f;
     this.auth = createAuthenticator(ctx.clusterSecret, id, ctx.replicas.length);
@@ -88,7 +96,25 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   }
 
   nowUs(): number {
-    return this.ctx.sim.nowUs() + this.skewUs;
+    return this.clock.wallUs();
+  }
+
+  /** Outbound messages the Byzantine switches dropped, rewrote or added since the last record. */
+  get alteredSinceRecord(): number {
+    return this.misbehaviour.altered - this.alteredAtRecord;
+  }
+
+  /** A clock_skew offset: the wall clock steps; timers (monotonic) do not move. */
+  stepClock(deltaUs: number): void {
+    this.clock.step(deltaUs);
+  }
+
+  /** A clock_skew drift starting (+) or ending (−): pending timers move to the new rate. At the
+   * end (`reset`) the wall clock is set right, as an NTP step would. */
+  addClockDrift(deltaPpm: number, reset: boolean): void {
+    this.clock.addDrift(deltaPpm);
+    if (reset) this.clock.resetWallDrift();
+    this.timers.retime();
   }
 
   send(to: NodeId, message: Message): void {
@@ -118,7 +144,11 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
   }
 
   replyToClient(reply: ClientReply): void {
-    if (this.crashed || this.misbehaviour.silent > 0) return;
+    if (this.crashed) return;
+    if (this.misbehaviour.silent > 0) {
+      this.misbehaviour.altered++;
+      return;
+    }
     this.sentSinceRecord++;
     this.ctx.transmitReply(this.id, reply);
   }
@@ -212,6 +242,8 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     ctx.onStateChecked(this.id, check.runtime === check.shadow);
     const nodeSeq = this.nodeSeq++;
     const tsUs = ctx.sim.nowUs();
+    const altered = this.misbehaviour.altered - this.alteredAtRecord; // TRACE FIELD byzantine_altered
+    // TRACE FIELD recovering: the chaos engine's recovering() (ChaosEngine), read here like the labels.
     const record = traceRecordOf(
       {
         runId: ctx.runId,
@@ -219,7 +251,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
         nodeSeq,
         protocol: ctx.protocol.name,
         tsUs,
-        nodeClockUs: tsUs + this.skewUs,
+        nodeClockUs: this.clock.wallUs(),
         msgsSent: this.sentSinceRecord,
         msgsReceived: this.receivedSinceRecord,
         runtimeHash: check.runtime,
@@ -235,6 +267,8 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     );
     this.sentSinceRecord = 0;
     this.receivedSinceRecord = 0;
+    this.alteredAtRecord = this.misbehaviour.altered;
+    this.lastRecordAltered = altered;
     // Count a divergence once when it appears, not on every later transition of the same node.
     if (!check.match && !this.mismatched) ctx.onShadowMismatch(this.id, nodeSeq, check);
     this.mismatched = !check.match;

@@ -13,6 +13,7 @@ import type {
   ProtocolDefinition,
   Replica,
   ReplicaEnv,
+  ReplicaProgress,
   ClientEnv,
   OperationResult,
 } from '../protocol.ts';
@@ -33,6 +34,10 @@ class ToyReplica implements Replica {
 
   onTimer(name: string): void {
     if (name === 'tick') this.env.setTimer(50_000, 'tick');
+  }
+
+  progressReport(): ReplicaProgress {
+    return { view: 0, leader: LEADER, viewChanging: false, backlog: this.pending.size, oldestRequestUs: null, committed: this.executedUpTo, executed: this.executedUpTo, logSize: this.pending.size };
   }
 
   onClientRequest(request: ClientRequest): void {
@@ -117,6 +122,8 @@ export const toyProtocol: ProtocolDefinition = {
   createReplica: (env) => new ToyReplica(env),
   createClient: (env) => new ToyClient(env),
   byzantine: {
+    // Only timers, which do nothing here: no decision reads the wall clock.
+    readsWallClock: false,
     isVote: (message) => message.type === 'ack',
     equivocate(message, to, _rng, auth) {
       if (message.type !== 'order' || to % 2 === 0) return null;

@@ -13,6 +13,7 @@ import type {
   ProtocolDefinition,
   Replica,
   ReplicaEnv,
+  ReplicaProgress,
   TimerHandle,
 } from '../protocol.ts';
 
@@ -62,6 +63,11 @@ class ToyReplica implements Replica {
   }
 
   onTimer(): void {}
+
+  progressReport(): ReplicaProgress {
+    const executed = this.nextToExecute - 1;
+    return { view: 0, leader: PRIMARY, viewChanging: false, backlog: this.pending.size, oldestRequestUs: null, committed: executed, executed, logSize: this.pending.size };
+  }
 
   private accept(seq: number, request: ClientRequest): void {
     if (seq < this.nextToExecute) return;
@@ -118,5 +124,6 @@ export const toyProtocol: ProtocolDefinition = {
   byzantine: {
     isVote: () => false,
     equivocate: () => null,
+    readsWallClock: false,
   },
 };

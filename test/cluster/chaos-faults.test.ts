@@ -10,6 +10,7 @@ import type { TraceRecord } from '../../core/trace-schema.ts';
 import { createAuthenticator } from '../../cluster/auth.ts';
 import { Misbehaviour, outboundCopies, type OutboundNode } from '../../cluster/chaos/byzantine.ts';
 import { validateScenario, type ScenarioInput } from '../../cluster/chaos/scenario.ts';
+import { isFaultEvent } from '../../cluster/chaos/engine.ts';
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
 import { SIM_EPOCH_US } from '../../cluster/sim/simulator.ts';
 import { toyProtocol } from '../../cluster/sim/toy-protocol.ts';
@@ -37,7 +38,7 @@ describe('chaos engine: node faults', () => {
     const labelled = within(records, 201, 400);
     expect(labelled.every((r) => r.faults.includes('crash') && r.faulty_nodes.includes(2))).toBe(true);
     expect(within(records, 0, 199).every((r) => r.faults.length === 0 && r.faulty_nodes.length === 0)).toBe(true);
-    expect(result.faultLog.map((e) => `${e.action}:${e.kind}@${(e.timeUs - SIM_EPOCH_US) / MS}`)).toEqual(['start:crash@200', 'end:crash@400']);
+    expect(result.faultLog.filter(isFaultEvent).map((e) => `${e.action}:${e.kind}@${(e.timeUs - SIM_EPOCH_US) / MS}`)).toEqual(['start:crash@200', 'end:crash@400']);
     expect(result.ok).toBe(true);
   });
 

@@ -16,7 +16,8 @@ const scenario = validateScenario({
     { at_ms: 50, duration_ms: 100, kind: 'crash', nodes: [2] },
     { at_ms: 100, duration_ms: 200, kind: 'drop', rate: 0.1 },
     { at_ms: 150, duration_ms: 200, kind: 'reorder', rate: 0.3 },
-    { at_ms: 200, duration_ms: 100, kind: 'clock_skew', nodes: [1], skew_ms: 30 },
+    // An offset alone changes nothing the toy protocol does (no_effect, unlabelled): with drift its timers run fast.
+    { at_ms: 200, duration_ms: 100, kind: 'clock_skew', nodes: [1], skew_ms: 30, drift_ppm: 200_000 },
   ],
 });
 
