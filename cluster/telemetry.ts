@@ -6,7 +6,7 @@
  */
 import { REJECT_REASONS, SNAPSHOT_RECORD_TYPE, SNAPSHOT_SCHEMA_VERSION, snapshotIdOf, type MetricsSnapshot, type RejectReason, type SnapshotSource } from '../core/metrics-snapshot.ts';
 import type { FaultKind, Protocol } from '../core/trace-schema.ts';
-import type { NodeId } from './protocol.ts';
+import type { NodeId, ReplicaProgress } from './protocol.ts';
 
 /** Default snapshot interval: the features' default window, so each window holds one snapshot. */
 export const SNAPSHOT_INTERVAL_US = 100_000;
@@ -26,6 +26,11 @@ export interface SnapshotContext {
   readonly faults: readonly FaultKind[];
   readonly faultyNodes: readonly NodeId[];
   readonly recovering: boolean;
+}
+
+/** The snapshot's view of a replica's progress report. */
+export function protocolState(progress: ReplicaProgress): Pick<SnapshotContext, 'view' | 'backlog' | 'logSize'> {
+  return { view: progress.view, backlog: progress.backlog, logSize: progress.logSize };
 }
 
 /** A replica's counters for the current interval. */

@@ -53,7 +53,7 @@ export const SNAPSHOT_FIELD_TABLE = {
   ts_us: field.uint('ts_us', 'Int64', 'True time at the end of the interval, microseconds since the Unix epoch.'),
   node_clock_us: field.uint('node_clock_us', 'Int64', 'The reporter\'s own clock at the same moment.'),
   interval_us: field.uint('interval_us', 'UInt64', 'Length of the interval the counters cover, microseconds (true time).'),
-  view: field.uint('view', 'UInt64', 'The replica\'s current view (PBFT) or highest ballot seen (EPaxos); 0 for a client.'),
+  view: field.uint('view', 'UInt64', 'The replica\'s current view (PBFT); 0 for EPaxos (ballots are per instance) and for a client.'),
   peers: field.nodeArray(PEERS_MAX, 'Peer ids, the index of the per-peer arrays below.'),
   sent_to: field.uintArray('sent_to', PEERS_MAX, 'Messages sent to each peer in the interval.'),
   received_from: field.uintArray('received_from', PEERS_MAX, 'Messages delivered from each peer in the interval (before authentication).'),

@@ -147,7 +147,7 @@ export class SimCluster implements HostContext, ClientContext {
     const tick = (): void => {
       const before = this.pendingSnapshots.length;
       for (const host of this.hosts) if (!host.crashed) this.pendingSnapshots.push(host.takeSnapshot());
-      for (const client of this.clients) this.pendingSnapshots.push(client.takeSnapshot(this.chaos.activeFaults(), this.chaos.activeFaultyNodes(), false));
+      for (const client of this.clients) this.pendingSnapshots.push(client.takeSnapshot(this.chaos.activeFaults(), this.chaos.activeFaultyNodes(), this.chaos.recovering()));
       this.snapshotCount += this.pendingSnapshots.length - before;
       this.sim.schedule(intervalUs, 'timer', tick);
     };
@@ -158,6 +158,10 @@ export class SimCluster implements HostContext, ClientContext {
     const batch = this.pendingRecords;
     this.pendingRecords = [];
     return batch;
+  }
+
+  recovering(): boolean {
+    return this.chaos.recovering();
   }
 
   activeFaults(): readonly FaultKind[] {

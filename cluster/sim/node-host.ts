@@ -25,7 +25,7 @@ import type { HarnessStateMachine, StateCheck } from './harness-state.ts';
 import type { Simulator } from './simulator.ts';
 import { NodeClock } from './node-clock.ts';
 import { TimerTable } from './timer-table.ts';
-import { ReplicaTelemetry } from '../telemetry.ts';
+import { protocolState, ReplicaTelemetry } from '../telemetry.ts';
 import type { MetricsSnapshot, RejectReason } from '../../core/metrics-snapshot.ts';
 import { Misbehaviour, outboundCopies, type OutboundNode } from '../chaos/byzantine.ts';
 
@@ -44,6 +44,8 @@ export interface HostContext {
    * arrays, replaced when the active set changes and never changed in place. */
   activeFaults(): readonly FaultKind[];
   activeFaultyNodes(): readonly NodeId[];
+  /** The cluster is back from a fault but not yet normal again (chaos/engine.ts recovering()). */
+  recovering(): boolean;
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void;
   /** Each transition's state check, before its labels are read: an effect that lasts as long
    * as a node's state is wrong (state corruption) ends, with its label, when the state is right. */
@@ -200,13 +202,10 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
       protocol: this.ctx.protocol.name,
       tsUs: nowUs,
       nodeClockUs: this.nowUs(),
-      // TODO(progress): view, backlog and log size from the replica's progress() once it lands.
-      view: 0,
-      backlog: 0,
-      logSize: 0,
+      ...protocolState(this.replica.progressReport()),
       faults: this.ctx.activeFaults(),
       faultyNodes: this.ctx.activeFaultyNodes(),
-      recovering: false,
+      recovering: this.ctx.recovering(),
     });
   }
 
@@ -242,8 +241,7 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     ctx.onStateChecked(this.id, check.runtime === check.shadow);
     const nodeSeq = this.nodeSeq++;
     const tsUs = ctx.sim.nowUs();
-    const altered = this.misbehaviour.altered - this.alteredAtRecord; // TRACE FIELD byzantine_altered
-    // TRACE FIELD recovering: the chaos engine's recovering() (ChaosEngine), read here like the labels.
+    const altered = this.misbehaviour.altered - this.alteredAtRecord;
     const record = traceRecordOf(
       {
         runId: ctx.runId,
@@ -260,8 +258,8 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
         // the active set changes, so records of one fault period can share one array.
         faults: ctx.activeFaults() as FaultKind[],
         faultyNodes: ctx.activeFaultyNodes() as NodeId[],
-        byzantineAltered: 0,
-        recovering: false,
+        byzantineAltered: altered,
+        recovering: ctx.recovering(),
       },
       transition,
     );

@@ -35,7 +35,7 @@ import { InboundConnections } from './inbound.ts';
 import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { OutboundLink } from './outbound-link.ts';
 import { TraceBuffer, type TraceStatus } from './trace-output.ts';
-import { ReplicaTelemetry, SNAPSHOT_INTERVAL_US } from '../telemetry.ts';
+import { protocolState, ReplicaTelemetry, SNAPSHOT_INTERVAL_US } from '../telemetry.ts';
 import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import type { NodeStatus } from './wire.ts';
 
@@ -176,10 +176,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
       protocol: this.config.protocol.name,
       tsUs: nowUs,
       nodeClockUs: nowUs,
-      // TODO(progress): view, backlog and log size from the replica's progress() once it lands.
-      view: 0,
-      backlog: 0,
-      logSize: 0,
+      ...protocolState(this.replica.progressReport()),
       faults: [],
       faultyNodes: [],
       recovering: false,

@@ -258,7 +258,8 @@ describe('Byzantine hooks count the outbound messages they altered', () => {
     const c = await cluster();
     const seen: Array<{ phase: string; altered: number }> = [];
     c.onRecord((r) => {
-      if (r.node === 0) seen.push({ phase: r.phase, altered: c.hosts[0]!.lastRecordAltered });
+      if (r.node === 0) seen.push({ phase: r.phase, altered: r.byzantine_altered });
+      expect(r.byzantine_altered).toBe(c.hosts[r.node]!.lastRecordAltered);
     });
     c.chaos.start(validateScenario({ name: 's', nodes: 4, duration_ms: 500, faults: [{ at_ms: 0, kind: 'silent', nodes: [0] }] }).faults[0]!);
     c.boot();
@@ -425,6 +426,9 @@ describe('recovering: from the healing of the last fault until the protocol is b
     expect(caughtUp).toBeDefined();
     expect(end!.timeUs).toBeGreaterThanOrEqual(caughtUp!.ts_us);
     expect(result.ok, result.replay).toBe(true);
+    // The records carry it: recovering exactly between the two log entries, never with a fault label.
+    for (const r of records) expect(r.recovering, `${r.event_id} at ${r.ts_us}`).toBe(r.ts_us >= start!.timeUs && r.ts_us < end!.timeUs);
+    expect(records.filter((r) => r.recovering).every((r) => r.faults.length === 0)).toBe(true);
   });
 
   it('after a crashed primary restarts: the view change is over and the old primary has caught up', async () => {

@@ -38,6 +38,9 @@ describe('metrics snapshots in the simulator', () => {
       expect(sum(mine.map((s) => sum(s.sent_to)))).toBeLessThanOrEqual(recorded - replies);
       expect(sum(mine.map((s) => sum(s.sent_to)))).toBeGreaterThan(0.5 * recorded);
       expect(sum(mine.map((s) => s.quorums_completed))).toBeGreaterThan(0);
+      // The replica's progress report: its log holds entries under load, and backlog is bounded by it.
+      expect(mine.some((s) => s.log_size > 0)).toBe(true);
+      expect(mine.every((s) => s.view === 0)).toBe(true);
     }
     const clients = sink.snapshots.filter((s) => s.source === 'client');
     expect(new Set(clients.map((s) => s.node))).toEqual(new Set([0, 1, 2]));
