@@ -16,7 +16,7 @@ import { exportFeaturesArrow, exportLabelsArrow, readFeaturesArrow, readLabelsAr
 import type { Store } from '../../store/client.ts';
 import { featureNames, featureTableColumns, FEATURE_TABLES } from '../../store/feature-registry.ts';
 import { FEATURE_PHASES, featureColumns, readFeatureRows, refreshFeatures } from '../../store/features.ts';
-import { labelNames, readLabelRows } from '../../store/labels.ts';
+import { labelNames, labelQuery, LABELS, readLabelRows } from '../../store/labels.ts';
 import { appliedVersions, migrate, MIGRATIONS } from '../../store/migrations.ts';
 import { countTransitions, eventIds, insertTransitions, queryRows } from '../../store/transitions.ts';
 import { completeness, DEFAULT_FEATURE_SETTINGS, readFinalFeatures, type FeatureSettings } from '../../store/watermark.ts';
@@ -345,6 +345,10 @@ export function storeContract(name: string, target: () => StoreUnderTest): void 
         expect(Object.keys(node[0]!)).toEqual(['run_id', 'window_ms', 'window_start', 'node', ...labelNames('node')]);
         // Node 2 is labelled faulty in the second window but never reported or led: it has no row.
         expect(node.map((r) => [r.window_start, num(r, 'node'), num(r, 'node_faulty')])).toEqual([[W(0), 0, 0], [W(0), 1, 1], [W(1_000), 0, 0], [W(1_000), 1, 0]]);
+        // The engine's types of the label columns are the ones LABELS declares (and docs/features.md lists).
+        const { query, params } = labelQuery(s.store, { runId: 'feat-pbft', level: 'node', windowMs: 1_000 });
+        const [types] = await queryRows<Row>(s.store, `SELECT ${LABELS.map((l) => `toTypeName(${l.name}) AS ${l.name}`).join(', ')} FROM (${query}) LIMIT 1`, params);
+        expect(types).toEqual(Object.fromEntries(LABELS.map((l) => [l.name, l.type])));
         const fine = await readLabelRows<Row>(s.store, { runId: 'feat-pbft', level: 'cluster', windowMs: 100 });
         expect(fine).toHaveLength(16);
         expect(fine.map((r) => num(r, 'labelled'))).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
