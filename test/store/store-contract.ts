@@ -16,7 +16,7 @@ import { exportFeaturesArrow, exportLabelsArrow, readFeaturesArrow, readLabelsAr
 import type { Store } from '../../store/client.ts';
 import { featureNames, featureTableColumns, FEATURE_TABLES } from '../../store/feature-registry.ts';
 import { FEATURE_PHASES, featureColumns, readFeatureRows, refreshFeatures } from '../../store/features.ts';
-import { labelNames, labelQuery, LABELS, readLabelRows } from '../../store/labels.ts';
+import { labelNames, labelQuery, LABELS, readLabelRows, type LabelSpec } from '../../store/labels.ts';
 import { appliedVersions, migrate, MIGRATIONS } from '../../store/migrations.ts';
 import { countTransitions, eventIds, insertTransitions, queryRows } from '../../store/transitions.ts';
 import { completeness, DEFAULT_FEATURE_SETTINGS, readFinalFeatures, type FeatureSettings } from '../../store/watermark.ts';
@@ -354,6 +354,19 @@ export function storeContract(name: string, target: () => StoreUnderTest): void 
         expect(fine.map((r) => num(r, 'labelled'))).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
         expect(fine.map((r) => num(r, 'fault_active'))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
         expect(fine[9]?.active_faults).toEqual(['clock_skew']);
+      });
+
+      it('adding a label is one entry in LABELS (the array is extended and restored)', async () => {
+        const registry = LABELS as LabelSpec[];
+        registry.push({ name: 'retransmitting', type: 'UInt8', level: 'cluster', definition: 'toUInt8(max(retransmissions > 0))', doc: 'test only' });
+        try {
+          const rows = await readLabelRows<Row>(s.store, { runId: 'feat-pbft', level: 'node', windowMs: 1_000 });
+          expect(rows.map((r) => num(r, 'retransmitting'))).toEqual([1, 1, 1, 1]);
+          expect(Object.keys(rows[0]!).at(-1)).toBe('retransmitting');
+        } finally {
+          registry.pop();
+        }
+        expect(labelNames('node')).not.toContain('retransmitting');
       });
 
       it('the node set includes a node known only as a leader: zero rows for it', async () => {
