@@ -134,6 +134,22 @@ export function storeContract(name: string, target: () => StoreUnderTest): void 
       });
     });
 
+    describe('upgrading a store from migration 3', () => {
+      const s = withStore('contract_upgrade');
+      it('applies migration 5 alone: the per-second tables go, the new ones come, the transitions stay', async () => {
+        expect((await migrate(s.store, MIGRATIONS.filter((m) => m.version <= 3))).applied).toEqual([1, 2, 3]);
+        await insertTransitions(s.store, makeRecords('run-upgrade', 8, 2));
+        const report = await migrate(s.store);
+        expect(report.applied).toEqual(MIGRATIONS.filter((m) => m.version > 3).map((m) => m.version));
+        const tables = (await queryRows<{ name: string }>(s.store, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: s.store.database })).map((t) => t.name);
+        expect(tables).toEqual(expect.arrayContaining(['features_cluster', 'features_node', 'transitions']));
+        expect(tables).not.toContain('features_node_1s');
+        expect(await countTransitions(s.store, 'run-upgrade')).toBe(8);
+        await refreshFeatures(s.store, 'run-upgrade');
+        expect((await readFeatureRows(s.store, { runId: 'run-upgrade', level: 'node' })).length).toBeGreaterThan(0);
+      });
+    });
+
     describe('features (hand-computed traces, at 1 s and at 100 ms)', () => {
       const s = withStore('contract_features');
       /** A record at `offsetUs` after T0, with the node's clock `skewUs` off true time. */
