@@ -17,6 +17,7 @@
  * refreshing after more data arrived corrects the window. Reads use FINAL.
  */
 import { configSchema } from '../core/config.ts';
+import { invariant } from '../core/errors.ts';
 import type { Store } from './client.ts';
 import { FEATURE_SOURCES, FEATURE_TABLES, FEATURES, keyColumns, featureNames, type FeatureLevel, type FeatureSourceName, type FeatureSpec } from './feature-registry.ts';
 import { classifyStoreError, queryRows } from './transitions.ts';
@@ -62,17 +63,17 @@ export function featureQuery(store: Store, level: FeatureLevel, runCondition = '
     partial: 'toUInt8(g.w = g.last_w)',
   };
   const select = [
-    ...keyColumns(level).map((k) => `${keys[k.name] ?? unknownKey(k.name)} AS ${k.name}`),
+    ...keyColumns(level).map((k) => {
+      const expression = keys[k.name];
+      invariant(expression !== undefined, `no expression for key column ${k.name}: add it to featureQuery`);
+      return `${expression} AS ${k.name}`;
+    }),
     // Aggregates come from the joined source (0 where the node had no rows: the LEFT JOIN's
     // default); row features are expressions over the aliases of the aggregates.
     ...features.map((f) => (f.stage === 'aggregate' ? `s${sources.indexOf(f.source)}.f_${f.name}` : f.definition) + ` AS ${f.name}`),
     'now64(3) AS refreshed_at',
   ];
   return `SELECT\n  ${select.join(',\n  ')}\nFROM (${windowGridQuery(store, { level, runCondition })}) AS g\n${joins.join('\n')}`;
-}
-
-function unknownKey(name: string): never {
-  throw new Error(`no expression for key column ${name}: add it to featureQuery`);
 }
 
 /** The columns a feature reader returns at one level: the keys and the features (never labels, never refreshed_at). */
