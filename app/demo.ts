@@ -10,8 +10,9 @@ import { loadScenarioFile } from '../cluster/chaos/scenario.ts';
 import { protocolByName, scenarioPath } from '../cluster/protocols.ts';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { exportFeaturesArrow } from '../store/arrow.ts';
+import { exportFeaturesArrow, exportLabelsArrow } from '../store/arrow.ts';
 import { readFeatureRows } from '../store/features.ts';
+import { readLabelRows } from '../store/labels.ts';
 import { queryRows } from '../store/transitions.ts';
 import { Pipeline } from './pipeline.ts';
 
@@ -43,21 +44,31 @@ export interface DemoSummary {
   readonly store: { kind: string; location: string; database: string };
   readonly replay: string;
   readonly phases: Record<string, number>;
-  /** Per-second cluster features of the run (a few columns, for the printed table). */
+  /** Width of the feature windows (features.window_ms). */
+  readonly window_ms: number;
+  /** Cluster features of the run per window (a few columns, for the printed table), each with its window's fault labels. */
   readonly features: FeatureWindow[];
   /** The run's per-node features as an Arrow IPC file (pyarrow, pandas, polars, DuckDB read it). */
   readonly features_arrow: string;
+  /** The run's per-node labels as an Arrow IPC file, apart from the features, on the same rows. */
+  readonly labels_arrow: string;
 }
 
 export interface FeatureWindow {
   readonly window_start: string;
+  /** The run's last window, covering less than window_ms of it. */
+  readonly partial: boolean;
+  readonly nodes_reporting: number;
   readonly transitions: number;
   readonly msgs_sent: number;
   readonly view_changes: number;
   readonly recoveries: number;
   readonly commit_latency_p99_us: number;
   readonly hash_mismatches: number;
+  /** Ground truth of the window, from the label reader (not a feature). */
   readonly active_faults: string[];
+  /** Some record fell in the window, so its labels are known (a window without records has none). */
+  readonly labelled: boolean;
 }
 
 export async function runDemo(config: LatticeConfig, logger: Logger, options: DemoOptions): Promise<DemoSummary> {
@@ -72,11 +83,16 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
     const { result, stored, deadLettered } = await pipeline.ingestRun(protocol, scenario, options.seed);
     const { store } = pipeline;
     const phases = await queryRows<{ phase: string; n: string }>(store, `SELECT phase, count() AS n FROM ${store.table('transitions')} FINAL WHERE run_id = {run:String} GROUP BY phase ORDER BY phase`, { run: result.runId });
-    const windows = await readFeatureRows<Record<string, unknown>>(store, { runId: result.runId, level: 'cluster' });
+    const windowMs = config.features.window_ms;
+    const windows = await readFeatureRows<Record<string, unknown>>(store, { runId: result.runId, level: 'cluster', windowMs });
+    const labels = await readLabelRows<{ window_start: string; active_faults: string[]; labelled: number | string }>(store, { runId: result.runId, level: 'cluster', windowMs });
+    const labelsAt = new Map(labels.map((l) => [l.window_start, l]));
     const exportDir = resolve(options.exportDir ?? '.lattice/exports');
     mkdirSync(exportDir, { recursive: true });
-    const arrowPath = join(exportDir, `${result.runId}-features-node.arrow`);
-    await exportFeaturesArrow(store, arrowPath, { runId: result.runId, level: 'node' });
+    const arrowPath = join(exportDir, `${result.runId}-features-node-${windowMs}ms.arrow`);
+    const labelsPath = join(exportDir, `${result.runId}-labels-node-${windowMs}ms.arrow`);
+    await exportFeaturesArrow(store, arrowPath, { runId: result.runId, level: 'node', windowMs });
+    await exportLabelsArrow(store, labelsPath, { runId: result.runId, level: 'node', windowMs });
     return {
       run_id: result.runId,
       protocol: protocol.name,
@@ -95,17 +111,22 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
       store: { kind: store.kind, location: store.location, database: store.database },
       replay: result.replay,
       phases: Object.fromEntries(phases.map((p) => [p.phase, Number(p.n)])),
+      window_ms: windowMs,
       features: windows.map((w) => ({
         window_start: String(w.window_start),
+        partial: Number(w.partial) === 1,
+        nodes_reporting: Number(w.nodes_reporting),
         transitions: Number(w.transitions),
         msgs_sent: Number(w.msgs_sent),
         view_changes: Number(w.view_changes),
         recoveries: Number(w.recoveries),
         commit_latency_p99_us: Number(w.commit_latency_p99_us),
         hash_mismatches: Number(w.hash_mismatches),
-        active_faults: (w.active_faults as string[] | undefined) ?? [],
+        active_faults: labelsAt.get(String(w.window_start))?.active_faults ?? [],
+        labelled: Number(labelsAt.get(String(w.window_start))?.labelled) === 1,
       })),
       features_arrow: arrowPath,
+      labels_arrow: labelsPath,
     };
   } finally {
     await pipeline.close();
@@ -127,17 +148,18 @@ export function formatDemoSummary(summary: DemoSummary): string {
     `  trace hash            ${summary.trace_hash} (SHA-256)`,
     `  by phase              ${Object.entries(summary.phases).map(([p, n]) => `${p}=${n}`).join(' ')}`,
     '',
-    'Per-second cluster features (store table features_cluster_1s):',
-    `  ${'window (UTC)'.padEnd(20)} ${'records'.padStart(8)} ${'msgs'.padStart(8)} ${'view chg'.padStart(8)} ${'recov'.padStart(6)} ${'p99 ms'.padStart(8)} ${'hash!='.padStart(6)}  faults`,
+    `Cluster features per ${summary.window_ms} ms window (store table features_cluster; faults from the label reader, ? = unknown: no record in the window; * = partial last window):`,
+    `  ${'window (UTC)'.padEnd(24)} ${'nodes'.padStart(5)} ${'records'.padStart(8)} ${'msgs'.padStart(8)} ${'view chg'.padStart(8)} ${'recov'.padStart(6)} ${'p99 ms'.padStart(8)} ${'hash!='.padStart(6)}  faults`,
     ...summary.features.map(
       (w) =>
-        `  ${w.window_start.padEnd(20)} ${String(w.transitions).padStart(8)} ${String(w.msgs_sent).padStart(8)} ${String(w.view_changes).padStart(8)} ${String(w.recoveries).padStart(6)} ${(w.commit_latency_p99_us / 1000).toFixed(1).padStart(8)} ${String(w.hash_mismatches).padStart(6)}  ${w.active_faults.join(',') || '-'}`,
+        `  ${(w.window_start + (w.partial ? ' *' : '')).padEnd(24)} ${String(w.nodes_reporting).padStart(5)} ${String(w.transitions).padStart(8)} ${String(w.msgs_sent).padStart(8)} ${String(w.view_changes).padStart(8)} ${String(w.recoveries).padStart(6)} ${(w.commit_latency_p99_us / 1000).toFixed(1).padStart(8)} ${String(w.hash_mismatches).padStart(6)}  ${w.labelled ? w.active_faults.join(',') || '-' : '?'}`,
     ),
     '',
     'Where to look:',
     `  store      ${summary.store.kind} ClickHouse at ${summary.store.location} (database ${summary.store.database}, table transitions)`,
     `  query      SELECT phase, count() FROM ${summary.store.database}.transitions FINAL WHERE run_id = '${summary.run_id}' GROUP BY phase`,
-    `  features   ${summary.features_arrow} (Arrow IPC, per node and second)`,
+    `  features   ${summary.features_arrow} (Arrow IPC, per node and ${summary.window_ms} ms window)`,
+    `  labels     ${summary.labels_arrow} (Arrow IPC, the same rows' ground truth)`,
     `  replay     lattice chaos run ${summary.scenario} --protocol ${summary.protocol} --seed ${summary.seed}`,
     '',
   ];

@@ -14,6 +14,7 @@ import type { Scenario } from '../cluster/chaos/scenario.ts';
 import type { ProtocolDefinition } from '../cluster/protocol.ts';
 import { runSimulation, type RunResult } from '../cluster/run.ts';
 import { openStore, type Store } from '../store/client.ts';
+import { DEFAULT_WINDOW_MS, refreshFeatures } from '../store/features.ts';
 import { countTransitions } from '../store/transitions.ts';
 
 export interface IngestedRun {
@@ -70,7 +71,9 @@ export class Pipeline {
     const result = await runSimulation({ protocol, scenario, seed, sink });
     await sink.flush();
     await this.drain();
+    // The service refreshes at the default width; the configured one is computed here too.
     await this.service.refreshFeatures();
+    if (this.config.features.window_ms !== DEFAULT_WINDOW_MS) await refreshFeatures(this.store, result.runId, { windowMs: this.config.features.window_ms });
     return { result, stored: await countTransitions(this.store, result.runId), deadLettered: this.service.stats.deadLettered - deadBefore };
   }
 

@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: every benchmark, each with its baseline measured in the same run, printed as
  * one JSON object. Speed targets live here, never as timed assertions in tests.
- * `npm run bench -- sim ingest` runs a subset (sim, ingest, tcp).
+ * `npm run bench -- sim ingest` runs a subset (sim, ingest, tcp, features).
  */
 // Loaded lazily: each suite pulls in different engines (chdb, child processes).
 const SUITES: Record<string, () => Promise<Record<string, unknown>>> = {
   sim: async () => (await import('./cluster-sim.ts')).benchClusterSim(),
   ingest: async () => (await import('./ingest.ts')).benchIngest({}),
   tcp: async () => (await import('./cluster-tcp.ts')).benchClusterTcp(),
+  features: async () => (await import('./features.ts')).benchFeatures(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,7 +1,7 @@
 /**
  * The collector as a service (`lattice collect` calls this): opens and migrates the store, builds
  * the transport from configuration, runs one Collector in the configured consumer group, serves
- * its Prometheus metrics, keeps the per-second features of the runs it ingests refreshed, and
+ * its Prometheus metrics, keeps the features (at features.window_ms) of the runs it ingests refreshed, and
  * shuts down gracefully on SIGTERM/SIGINT or an abort signal: stop consuming, let the batch in
  * hand finish or abandon it uncommitted (it is redelivered), refresh features, close the store.
  * Start several of these with the same group id to share the topic's partitions.
@@ -156,7 +156,7 @@ export async function runCollectorService(options: CollectorServiceOptions): Pro
         dirty.clear();
         for (const [runId, sinceUs] of runs) {
           try {
-            await refreshFeatures(store, runId, { sinceUs });
+            await refreshFeatures(store, runId, { sinceUs, windowMs: options.config.features.window_ms });
           } catch (error) {
             const since = dirty.get(runId);
             dirty.set(runId, since === undefined ? sinceUs : Math.min(since, sinceUs));

@@ -78,6 +78,26 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Windowed features (store/features.ts, docs/features.md) and their completeness watermark (store/watermark.ts). */
+    features: z
+      .object({
+        /**
+         * Window width. It divides 1000 or is a multiple of 1000, so windows of every width align to
+         * whole seconds since the epoch and nest: a 1 s window is exactly ten 100 ms windows.
+         */
+        window_ms: positiveInt
+          .max(3_600_000, 'expected at most 3600000 (one hour)')
+          .refine((ms) => 1_000 % ms === 0 || ms % 1_000 === 0, 'expected a divisor of 1000 (e.g. 100, 250, 500) or a multiple of 1000, so windows align to whole seconds')
+          .default(100),
+        /** How far (event time, ts_us) a record may trail the slowest live node's newest record and still be counted in a final window. */
+        allowed_lateness_ms: z.number().int().min(0).default(250),
+        /** A node this far behind the run's newest record is silent (crashed, cut off) and no longer holds the watermark back. */
+        node_silence_ms: positiveInt.default(1_000),
+        /** A run with nothing ingested for this long (wall time) is ended: all its windows are final. */
+        run_idle_ms: positiveInt.default(10_000),
+      })
+      .strict()
+      .prefault({}),
     log_level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   })
   .strict();
@@ -112,6 +132,7 @@ const ENV_KEYS: ReadonlyArray<readonly [string, readonly [keyof LatticeConfig, s
   ['LATTICE_COLLECTOR_FLUSH_INTERVAL_MS', ['collector', 'flush_interval_ms'], 'int'],
   ['LATTICE_COLLECTOR_METRICS_HOST', ['collector', 'metrics_host'], 'string'],
   ['LATTICE_COLLECTOR_METRICS_PORT', ['collector', 'metrics_port'], 'int'],
+  ['LATTICE_FEATURES_WINDOW_MS', ['features', 'window_ms'], 'int'],
   ['LATTICE_LOG_LEVEL', ['log_level'], 'string'],
 ];
 

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'TRANSPORT_FAILED'
   | 'CLUSTER_INVARIANT_VIOLATED'
   | 'SCENARIO_INVALID'
+  | 'FEATURE_SPEC_MISMATCH'
   | 'NOT_FOUND';
 
 export class LatticeError extends Error {

@@ -1,5 +1,7 @@
 /**
- * Features as Apache Arrow tables, for training and export. ClickHouse writes ArrowStream; its
+ * Features and labels as Apache Arrow tables, apart (a model reads the features; evaluation
+ * joins the labels by row: both are on the same window grid, in the same order), for training
+ * and export. ClickHouse writes ArrowStream; its
  * default LZ4 body compression is off here because apache-arrow (JS) cannot decode it, and the
  * stream is collected as bytes (a text decode would corrupt them).
  */
@@ -7,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { tableFromIPC, tableToIPC, type Table } from 'apache-arrow';
 import type { Store } from './client.ts';
 import { featureReadQuery, type FeatureFilter } from './features.ts';
+import { labelQuery, type LabelFilter } from './labels.ts';
 import { classifyStoreError } from './transitions.ts';
 
 export async function queryArrow(store: Store, query: string, params: Record<string, unknown> = {}): Promise<Table> {
@@ -25,6 +28,7 @@ export async function queryArrow(store: Store, query: string, params: Record<str
   }
 }
 
+/** Features at the filter's window width (default 100 ms), without labels. */
 export async function readFeaturesArrow(store: Store, filter: FeatureFilter): Promise<Table> {
   const { query, params } = featureReadQuery(store, filter);
   return queryArrow(store, query, params);
@@ -33,6 +37,20 @@ export async function readFeaturesArrow(store: Store, filter: FeatureFilter): Pr
 /** Writes the features as an Arrow IPC file (readable by pyarrow, pandas, polars, DuckDB). */
 export async function exportFeaturesArrow(store: Store, path: string, filter: FeatureFilter = { level: 'node' }): Promise<{ rows: number; bytes: number }> {
   const table = await readFeaturesArrow(store, filter);
+  const bytes = tableToIPC(table, 'file');
+  await writeFile(path, bytes);
+  return { rows: table.numRows, bytes: bytes.byteLength };
+}
+
+/** Labels at the filter's window width, on the features' grid and in their row order. */
+export async function readLabelsArrow(store: Store, filter: LabelFilter): Promise<Table> {
+  const { query, params } = labelQuery(store, filter);
+  return queryArrow(store, query, params);
+}
+
+/** Writes the labels as an Arrow IPC file, apart from the features. */
+export async function exportLabelsArrow(store: Store, path: string, filter: LabelFilter = { level: 'node' }): Promise<{ rows: number; bytes: number }> {
+  const table = await readLabelsArrow(store, filter);
   const bytes = tableToIPC(table, 'file');
   await writeFile(path, bytes);
   return { rows: table.numRows, bytes: bytes.byteLength };

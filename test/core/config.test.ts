@@ -55,4 +55,21 @@ describe('configuration', () => {
     writeFileSync(file, '{ not json');
     expect(() => loadConfig({ file })).toThrow(/not valid JSON/);
   });
+  it('features: window_ms defaults to 100 ms and must divide 1000 or be a multiple of it, the error naming field and reason', () => {
+    const config = loadConfig();
+    expect(config.features).toEqual({ window_ms: 100, allowed_lateness_ms: 250, node_silence_ms: 1_000, run_idle_ms: 10_000 });
+    for (const ok of [1, 100, 250, 500, 1_000, 2_000, 60_000]) expect(loadConfig({ overrides: { features: { window_ms: ok } } }).features.window_ms).toBe(ok);
+    expect(loadConfig({ env: { LATTICE_FEATURES_WINDOW_MS: '1000' } }).features.window_ms).toBe(1_000);
+    for (const [bad, reason] of [[300, 'divisor of 1000'], [1_500, 'multiple of 1000'], [0, 'expected'], [2.5, 'expected'], [7_200_000, 'at most 3600000']] as const) {
+      try {
+        loadConfig({ overrides: { features: { window_ms: bad } } });
+        expect.unreachable(`window_ms ${bad} accepted`);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        const [fieldError] = (error as ConfigError).fieldErrors;
+        expect(fieldError?.path).toBe('features.window_ms');
+        expect(fieldError?.message).toContain(reason);
+      }
+    }
+  });
 });

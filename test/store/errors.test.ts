@@ -12,10 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeRecordWriter } from '../../collector/store-writer.ts';
 import { loadConfig } from '../../core/config.ts';
 import { StoreError } from '../../core/errors.ts';
-import { exportFeaturesArrow, readFeaturesArrow } from '../../store/arrow.ts';
+import { exportFeaturesArrow, readFeaturesArrow, readLabelsArrow } from '../../store/arrow.ts';
 import { openStore, type Store } from '../../store/client.ts';
 import { classifyStoreError, httpObservationOf, STORE_ERROR_TABLE, StoreBackendError, type StoreErrorRow } from '../../store/errors.ts';
 import { readFeatureRows, refreshFeatures } from '../../store/features.ts';
+import { readLabelRows } from '../../store/labels.ts';
+import { completeness } from '../../store/watermark.ts';
 import { migrate } from '../../store/migrations.ts';
 import { countTransitions, insertTransitions, queryRows } from '../../store/transitions.ts';
 import { makeRecords } from '../support/records.ts';
@@ -290,6 +292,9 @@ describe('request timeouts on every store call: a hanging server fails them retr
     ['refreshFeatures', (s) => refreshFeatures(s, 'run-hang')],
     ['readFeatureRows', (s) => readFeatureRows(s, { level: 'node' })],
     ['readFeaturesArrow', (s) => readFeaturesArrow(s, { level: 'node' })],
+    ['readLabelRows', (s) => readLabelRows(s, { level: 'node' })],
+    ['readLabelsArrow', (s) => readLabelsArrow(s, { level: 'cluster' })],
+    ['completeness', (s) => completeness(s, 'run-hang')],
     ['exportFeaturesArrow', (s) => exportFeaturesArrow(s, '/dev/null', { level: 'node' })],
   ];
 
