@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LatticeError } from '../core/errors.ts';
+import { REJECT_REASONS } from '../core/metrics-snapshot.ts';
 import { PHASES } from '../core/trace-schema.ts';
 
 export type FeatureLevel = 'node' | 'cluster';
@@ -22,8 +23,8 @@ export type FeatureStage = 'aggregate' | 'row';
 export type FeatureType = 'UInt16' | 'UInt64' | 'Float64';
 
 /**
- * Where aggregate features come from. A second source (the lead's `metrics_snapshots`) is one
- * more entry here plus its features: each source is aggregated on its own and joined to the
+ * Where aggregate features come from: the trace, and the metrics snapshots of replicas and of
+ * clients (core/metrics-snapshot.ts). Each source is aggregated on its own and joined to the
  * window grid by (run, window[, node]).
  */
 export interface FeatureSourceSpec {
@@ -33,10 +34,17 @@ export interface FeatureSourceSpec {
   /** Event time of a row, microseconds since the epoch (true time, not a node's clock). */
   readonly timeUs: string;
   readonly node: string;
+  /** Which of the table's rows belong to this source (all when absent). */
+  readonly where?: string;
 }
 
 export const FEATURE_SOURCES = {
   transitions: { table: 'transitions', final: true, timeUs: 'ts_us', node: 'node' },
+  // A snapshot at time T counts what happened in the interval ending at T: `ts_us - 1` puts one
+  // taken on a window's end into that window, not the next.
+  replica_snapshots: { table: 'metrics_snapshots', final: true, timeUs: 'ts_us - 1', node: 'node', where: "source = 'replica'" },
+  // Clients are not nodes: their snapshots make cluster-level features only.
+  client_snapshots: { table: 'metrics_snapshots', final: true, timeUs: 'ts_us - 1', node: 'node', where: "source = 'client'" },
 } as const satisfies Record<string, FeatureSourceSpec>;
 export type FeatureSourceName = keyof typeof FEATURE_SOURCES;
 
@@ -88,6 +96,12 @@ const covariate = (name: string, unit: string, definition: string, doc: string):
  * instead of vanishing), and no NaN or infinity ever reaches the table.
  */
 const ratio = (name: string, unit: string, numerator: string, denominator: string, doc: string): FeatureSpec => ({ name, unit, levels: BOTH, source: 'transitions', kind: 'normalised', stage: 'row', type: 'Float64', definition: `${numerator} / greatest(${denominator}, 1)`, doc });
+/** An aggregate of the replicas' metrics snapshots. */
+const snap = (name: string, unit: string, type: FeatureType, definition: string, doc: string, levels: readonly FeatureLevel[] = BOTH): FeatureSpec => ({ name, unit, levels, source: 'replica_snapshots', kind: 'raw', stage: 'aggregate', type, definition, doc });
+/** An aggregate of the clients' metrics snapshots (cluster level: a client is not a node). */
+const client = (name: string, unit: string, definition: string, doc: string): FeatureSpec => ({ name, unit, levels: ['cluster'], source: 'client_snapshots', kind: 'raw', stage: 'aggregate', type: 'UInt64', definition, doc });
+/** A ratio over features that exist at `levels` only (the 0/0 rule as `ratio`). */
+const ratioAt = (levels: readonly FeatureLevel[], name: string, unit: string, numerator: string, denominator: string, doc: string): FeatureSpec => ({ ...ratio(name, unit, numerator, denominator, doc), levels });
 const quantile = (q: number) => `if(countIf(${COMMIT_SAMPLE}) = 0, 0, quantileExactIf(${q})(toFloat64(assumeNotNull(latency_us)), ${COMMIT_SAMPLE}))`;
 
 export const FEATURES: readonly FeatureSpec[] = [
@@ -120,6 +134,31 @@ export const FEATURES: readonly FeatureSpec[] = [
   ratio('msgs_received_per_transition', 'messages/transition', 'msgs_received', 'transitions', 'messages received per record (rises when deliveries stop producing transitions, e.g. MAC-rejected messages)'),
   ratio('hash_mismatches_per_transition', 'share', 'hash_mismatches', 'transitions', 'share of records with a shadow mismatch'),
   ...ALL_PHASES.map((phase) => ratio(`phase_${phase}_share`, 'share', `phase_${phase}`, 'transitions', `share of the records that are of phase ${phase}`)),
+  // ---- from the replicas' metrics snapshots (one per live replica per snapshot interval) ----
+  snap('snapshots', 'snapshots', 'UInt64', 'count()', 'metrics snapshots in the window (a crashed replica sends none: with the default 100 ms interval and window, 1 per live node)'),
+  ...REJECT_REASONS.map((reason) => snap(`rejected_${reason}`, 'messages', 'UInt64', `sum(rejected_${reason})`, `messages refused for ${reason.replaceAll('_', ' ')}`)),
+  snap('rejected_total', 'messages', 'UInt64', `sum(${REJECT_REASONS.map((r) => `rejected_${r}`).join(' + ')})`, 'messages refused, every reason'),
+  snap('timers_fired', 'timers', 'UInt64', 'sum(arraySum(timer_fired))', 'protocol timers that fired (retransmits, progress and view-change timeouts, ticks)'),
+  snap('quorums_completed', 'quorums', 'UInt64', 'sum(quorums_completed)', 'quorums completed (prepare and commit; fast, slow or accept)'),
+  snap('quorum_wait_us', 'µs', 'UInt64', 'sum(quorum_wait_us_sum)', 'total wait of those quorums, first vote to the completing one'),
+  snap('quorum_wait_max_us', 'µs', 'UInt64', 'max(quorum_wait_us_max)', 'longest quorum wait'),
+  snap('votes_received', 'votes', 'UInt64', 'sum(arraySum(votes_from))', 'votes received from peers, late ones included'),
+  snap('vote_wait_us', 'µs', 'UInt64', 'sum(arraySum(vote_wait_us_sum))', 'total wait for those votes'),
+  snap('slowest_peer_vote_wait_us', 'µs', 'Float64', 'arrayMax(arrayMap((w, n) -> w / greatest(n, 1), sumForEach(vote_wait_us_sum), sumForEach(votes_from)))', "the slowest peer's mean vote wait as this node saw it: singles out a slow node that quorums leave out", ['node']),
+  snap('peers_silent', 'peers', 'UInt64', 'toUInt64(arrayCount((x) -> x = 0, sumForEach(received_from)))', 'peers this node received nothing from in the window (0 when the node sent no snapshot)', ['node']),
+  snap('backlog_max', 'items', 'UInt64', 'max(backlog)', 'largest backlog reported (requests pending, instances not executed)'),
+  snap('log_size_max', 'entries', 'UInt64', 'max(log_size)', 'largest protocol log reported'),
+  snap('view_max', 'view', 'UInt64', 'max(view)', 'highest PBFT view reported (0 for EPaxos)'),
+  ratio('quorum_wait_mean_us', 'µs', 'quorum_wait_us', 'quorums_completed', 'mean quorum wait'),
+  ratio('vote_wait_mean_us', 'µs', 'vote_wait_us', 'votes_received', 'mean wait per vote'),
+  ratio('rejected_per_msg', 'messages/message', 'rejected_total', 'msgs_received', 'share of delivered messages refused'),
+  // ---- from the clients' metrics snapshots ----
+  client('client_ops_completed', 'operations', 'sum(client_ops_completed)', 'operations the clients completed'),
+  client('client_latency_us', 'µs', 'sum(client_latency_us_sum)', 'total client latency of those operations, invocation to final reply'),
+  client('client_latency_max_us', 'µs', 'max(client_latency_us_max)', 'longest client latency'),
+  client('client_retries', 'requests', 'sum(client_retries)', 'requests the clients re-sent after a timeout'),
+  client('client_pending_max', 'operations', 'max(client_pending)', 'operations in flight at a snapshot, most of the window'),
+  ratioAt(['cluster'], 'client_latency_mean_us', 'µs', 'client_latency_us', 'client_ops_completed', 'mean client latency'),
 ];
 
 const byName = new Map(FEATURES.map((f) => [f.name, f]));

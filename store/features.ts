@@ -34,7 +34,7 @@ const atLevel = (level: FeatureLevel): FeatureSpec[] => FEATURES.filter((f) => f
 function sourceAggregates(store: Store, level: FeatureLevel, source: FeatureSourceName, features: readonly FeatureSpec[], runCondition: string): string {
   const spec = FEATURE_SOURCES[source];
   const node = level === 'node' ? `, ${spec.node} AS node` : '';
-  const conditions = [`${spec.timeUs} >= {since_ms:Int64} * 1000`, ...(runCondition === '' ? [] : [runCondition])];
+  const conditions = [`${spec.timeUs} >= {since_ms:Int64} * 1000`, ...('where' in spec ? [spec.where] : []), ...(runCondition === '' ? [] : [runCondition])];
   const columns = features.map((f) => `${f.definition} AS f_${f.name}`).join(',\n      ');
   return `SELECT run_id, ${windowOf(spec.timeUs)} AS w${node},
       ${columns}

@@ -20,6 +20,8 @@ import { gapsOf } from '../../store/gaps.ts';
 import { migrate } from '../../store/migrations.ts';
 import { countTransitions, eventIds, queryRows } from '../../store/transitions.ts';
 import { makeRecord, makeRecords } from '../support/records.ts';
+import { makeSnapshot } from '../support/snapshots.ts';
+import { snapshotsOf } from '../../store/snapshots.ts';
 import { openTestStore } from '../support/store.ts';
 import { waitFor } from '../support/transport-contract.ts';
 
@@ -203,5 +205,26 @@ describe('fidelity: nothing changed or lost silently (real collector, real engin
     expect(collector.stats.gapRecords).toBe(15);
     expect(letters.map((l) => [l.reason, l.errors.map((e) => e.path)])).toEqual([['schema_invalid', ['records']]]);
     expect(await gapsOf(store, runId)).toEqual([{ run_id: runId, node: 0, node_seq_first: 10, node_seq_last: 24, records: 15, reason: 'spool_full' }]);
+  });
+
+  it('metrics snapshots land in metrics_snapshots byte for byte, alone or bundled with records; a bad one is dead-lettered naming the field', async () => {
+    const runId = `snap-${randomUUID().slice(0, 8)}`;
+    const records = makeRecords(runId, 6, 1);
+    const snapshots = [0, 1, 2].map((snap_seq) => makeSnapshot({ run_id: runId, node: 0, snap_seq }));
+    const bad = makeSnapshot({ run_id: runId, node: 0, snap_seq: 3, sent_to: [1] });
+    const key = `${runId}/0`;
+    const line = (x: unknown) => JSON.stringify(x);
+    const { collector, letters } = await ingest('snapshots', [
+      // A bundle as the producer sends it: records and a snapshot of one node, one per line (the fast path).
+      { key, value: [line(records[0]), line(records[1]), line(snapshots[0]), line(records[2])].join('\n') },
+      { key, value: line(snapshots[1]) },
+      // A bundle the fast path refuses (a bad snapshot among them): each line on its own.
+      { key, value: [line(records[3]), line(snapshots[2]), line(bad), line(records[4]), line(records[5])].join('\n') },
+    ]);
+    expect(collector.stats.snapshots).toBe(3);
+    expect(letters.map((l) => [l.reason, l.source.index, l.errors.map((e) => e.path)])).toEqual([['schema_invalid', 2, ['sent_to']]]);
+    expect(letters[0]!.value.toString('utf8')).toBe(line(bad));
+    expect(await countTransitions(store, runId)).toBe(6);
+    expect(await snapshotsOf(store, runId)).toEqual(snapshots);
   });
 });

@@ -23,7 +23,7 @@ import { completeness, DEFAULT_FEATURE_SETTINGS, readFinalFeatures, type Feature
 import { makeRecord, makeRecords } from '../support/records.ts';
 import { makeSnapshot } from '../support/snapshots.ts';
 import { columnsOf } from '../../core/record-fields.ts';
-import { SNAPSHOT_FIELD_TABLE, snapshotJson } from '../../core/metrics-snapshot.ts';
+import { SNAPSHOT_FIELD_TABLE, snapshotJson, type MetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import { TRACE_FIELD_TABLE } from '../../core/trace-schema.ts';
 import { countSnapshots, insertSnapshots, snapshotsOf } from '../../store/snapshots.ts';
 
@@ -391,6 +391,48 @@ export function storeContract(name: string, target: () => StoreUnderTest): void 
         expect(fine.map((r) => num(r, 'labelled'))).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
         expect(fine.map((r) => num(r, 'fault_active'))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
         expect(fine[9]?.active_faults).toEqual(['clock_skew']);
+      });
+
+      it('features from metrics snapshots: a snapshot counts in the window it ends, a silent node is zero-filled, clients make cluster features', async () => {
+        const run = 'feat-snap';
+        // Transitions for both nodes in the first window, node 0 only afterwards (node 1 crashed).
+        await insertTransitions(s.store, [
+          at(run, 0, 0, 10_000, 0, {}),
+          at(run, 1, 0, 20_000, 0, {}),
+          at(run, 0, 1, 150_000, 0, {}),
+          at(run, 0, 2, 250_000, 0, {}),
+        ]);
+        const snapAt = (node: number, seq: number, o: Partial<MetricsSnapshot> = {}) =>
+          makeSnapshot({ run_id: run, node, snap_seq: seq, ts_us: T0 + (seq + 1) * 100_000, peers: node === 0 ? [1, 2, 3] : [0, 2, 3], ...o });
+        await insertSnapshots(s.store, [
+          // Ends the first window (ts = T0 + 100 ms): counts there, not in the second.
+          snapAt(0, 0, { rejected_bad_mac: 2, received_from: [5, 4, 4], votes_from: [2, 2, 2], vote_wait_us_sum: [2_000, 2_000, 20_000] }),
+          snapAt(1, 0, { rejected_bad_mac: 1 }),
+          snapAt(0, 1, { received_from: [0, 4, 4], rejected_duplicate: 0, backlog: 7 }),
+          snapAt(0, 2, { received_from: [0, 4, 4], rejected_duplicate: 0 }),
+          makeSnapshot({ run_id: run, source: 'client', node: 0, snap_seq: 0, ts_us: T0 + 100_000, peers: [], sent_to: [], received_from: [], quorum_last_peer: [], votes_from: [], vote_wait_us_sum: [], timer_names: [], timer_fired: [], quorums_completed: 0, quorum_wait_us_sum: 0, quorum_wait_us_max: 0, client_ops_completed: 4, client_latency_us_sum: 8_000, client_latency_us_max: 3_000, client_retries: 1 }),
+        ]);
+        await refreshFeatures(s.store, run, { windowMs: 100 });
+        const node = await readFeatureRows<Row>(s.store, { runId: run, level: 'node', windowMs: 100 });
+        const pick = (r: Row) => [num(r, 'node'), num(r, 'snapshots'), num(r, 'rejected_bad_mac'), num(r, 'rejected_total'), num(r, 'peers_silent'), num(r, 'backlog_max')];
+        expect(node.map(pick)).toEqual([
+          [0, 1, 2, 3, 0, 2],
+          [1, 1, 1, 2, 0, 2],
+          [0, 1, 0, 0, 1, 7],
+          // Node 1 is silent: no records, no snapshots, every feature 0 (absence is evidence).
+          [1, 0, 0, 0, 0, 0],
+          [0, 1, 0, 0, 1, 2],
+          [1, 0, 0, 0, 0, 0],
+        ]);
+        // Peer 3's votes took 10 ms each on average, the others' 1 ms: the slowest peer stands out.
+        expect(num(node[0], 'slowest_peer_vote_wait_us')).toBe(10_000);
+        expect(num(node[0], 'vote_wait_mean_us')).toBe(24_000 / 6);
+        const cluster = await readFeatureRows<Row>(s.store, { runId: run, level: 'cluster', windowMs: 100 });
+        expect(cluster.map((r) => [num(r, 'snapshots'), num(r, 'client_ops_completed'), num(r, 'client_latency_mean_us'), num(r, 'client_retries')])).toEqual([
+          [2, 4, 2_000, 1],
+          [1, 0, 0, 0],
+          [1, 0, 0, 0],
+        ]);
       });
 
       it('the recovering label: a window is recovering when a record in it is, apart from fault_active', async () => {
