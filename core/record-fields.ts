@@ -152,6 +152,17 @@ export function columnsOf(table: FieldTable): ReadonlyArray<readonly [string, st
   return Object.entries(table).map(([name, def]) => [name, def.column] as const);
 }
 
+/** A markdown table of the fields (docs/records.md holds one per kind; a test checks they match). */
+export function fieldDocTable(table: FieldTable): string {
+  const kindOf = (def: FieldDef): string => {
+    const k = def.kind;
+    const base = k.type === 'enum' ? `one of ${k.values.join(', ')}` : k.type === 'enum_array' ? `array of ${k.values.length > 4 ? 'fault kinds' : k.values.join(', ')}` : k.type === 'literal' ? `= ${k.value}` : k.type.replaceAll('_', ' ');
+    return def.nullable ? `${base} or null` : base;
+  };
+  const rows = Object.entries(table).map(([name, def]) => `| \`${name}\` | ${kindOf(def)} | ${def.column} | ${def.doc.replaceAll('|', '\\|')} |`);
+  return ['| field | kind | column | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}
+
 // ---- the fast check -------------------------------------------------------------------------
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

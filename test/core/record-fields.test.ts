@@ -3,9 +3,12 @@
  * canonical JSON encoder, the fast checks, the zod schema) must agree with each other on every
  * field, for both kinds. The store's columns are checked against the tables in the store contract.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createRng, type Rng } from '../../core/rng.ts';
-import { columnsOf, fastPredicateOf, jsonEncoderOf, type FieldDef, type FieldTable } from '../../core/record-fields.ts';
+import { columnsOf, fastPredicateOf, fieldDocTable, jsonEncoderOf, type FieldDef, type FieldTable } from '../../core/record-fields.ts';
 import { SNAPSHOT_FIELD_TABLE, SNAPSHOT_FIELDS, snapshotJson, validateMetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import { canonicalRecordJson, TRACE_FIELD_TABLE, TRACE_FIELDS, validateTraceRecord } from '../../core/trace-schema.ts';
 import { makeRecord } from '../support/records.ts';
@@ -86,5 +89,19 @@ describe('derived definitions', () => {
   it('validate both kinds from their tables (a valid fixture of each passes)', () => {
     expect(validateTraceRecord(makeRecord()).ok).toBe(true);
     expect(validateMetricsSnapshot(makeSnapshot())).toEqual({ ok: true, value: makeSnapshot() });
+  });
+});
+
+describe('docs/records.md', () => {
+  const doc = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../docs/records.md'), 'utf8');
+  const section = (name: string) => {
+    const begin = `<!-- fields:${name} -->\n`;
+    const from = doc.indexOf(begin);
+    expect(from, `docs/records.md has a ${name} section`).toBeGreaterThanOrEqual(0);
+    return doc.slice(from + begin.length, doc.indexOf(`\n<!-- /fields:${name} -->`));
+  };
+  it('lists every field of each kind exactly as its table defines it', () => {
+    expect(section('trace')).toBe(fieldDocTable(TRACE_FIELD_TABLE));
+    expect(section('snapshot')).toBe(fieldDocTable(SNAPSHOT_FIELD_TABLE));
   });
 });
