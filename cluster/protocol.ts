@@ -136,13 +136,19 @@ export interface ReplicaEnv {
   readonly stateMachine: StateMachine;
   /** Report a transition; see Transition. */
   trace(transition: Transition): void;
-  /** Telemetry for the metrics snapshots: a message from a peer was refused, and why. */
+  /** Counters for the node's metrics snapshots (cluster/telemetry.ts). */
+  readonly telemetry: ReplicaCounters;
+}
+
+/** What a replica reports for its metrics snapshots, where it happens. */
+export interface ReplicaCounters {
+  /** A message from a peer was refused, and why. */
   rejected(reason: RejectReason): void;
-  /** Telemetry: a quorum completed, `waitedUs` after its first vote (this node's clock), with
-   * `lastPeer`'s vote completing it (the slowest member the quorum waited for). */
+  /** A quorum completed, `waitedUs` after its first vote (this node's clock), with `lastPeer`'s
+   * vote completing it (the slowest member the quorum waited for). */
   quorumCompleted(waitedUs: number, lastPeer: NodeId): void;
-  /** Telemetry: a vote from `from` arrived `waitedUs` after this node started waiting for it
-   * (late votes, after the quorum completed, included: they show a slow peer quorums leave out). */
+  /** A vote from `from` arrived `waitedUs` after this node started waiting for it (late votes,
+   * after the quorum completed, included: they show a slow peer quorums leave out). */
   voteReceived(from: NodeId, waitedUs: number): void;
 }
 

@@ -196,10 +196,10 @@ export class EpaxosReplica implements Replica {
   }
 
   onMessage(message: Message): void {
-    if (message.from === this.id) return this.env.rejected('malformed');
-    if (!this.env.auth.verify(message)) return this.env.rejected('bad_mac');
+    if (message.from === this.id) return this.env.telemetry.rejected('malformed');
+    if (!this.env.auth.verify(message)) return this.env.telemetry.rejected('bad_mac');
     const m = parseMessage(message, this.n);
-    if (m === null) return this.env.rejected('malformed');
+    if (m === null) return this.env.telemetry.rejected('malformed');
     this.handleMessage(m);
     this.scheduleTick();
   }
@@ -252,13 +252,13 @@ export class EpaxosReplica implements Replica {
   }
 
   private onPreAccept(m: PreAcceptMessage): void {
-    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.rejected('wrong_view');
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const proposal: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (this.isCommitted(rec)) return this.replyPreAccept(m, rec, true, proposal);
     if (m.ballot < rec.promised) {
-      this.env.rejected('wrong_view');
+      this.env.telemetry.rejected('wrong_view');
       return this.replyPreAccept(m, rec, false, proposal);
     }
     const duplicate = rec.vbal === m.ballot && rec.attrs !== null && rec.status !== 'none';
@@ -298,10 +298,10 @@ export class EpaxosReplica implements Replica {
     const drive = this.drives.get(this.slotKey(m));
     // A reply after the quorum decided (drive gone or moved on) is the normal tail, not a rejection.
     if (drive === undefined || drive.phase !== 'preaccept') return;
-    if (drive.ballot !== m.ballot) return this.env.rejected('wrong_view');
+    if (drive.ballot !== m.ballot) return this.env.telemetry.rejected('wrong_view');
     if (!m.ok) return this.abandon(drive, m.promised);
     this.progress(this.ensureRecord(m));
-    if (drive.preAcceptReplies.has(m.from)) return this.env.rejected('duplicate');
+    if (drive.preAcceptReplies.has(m.from)) return this.env.telemetry.rejected('duplicate');
     drive.preAcceptReplies.set(m.from, { attrs, changed: m.changed });
     const replies = [...drive.preAcceptReplies.values()];
     // Decide on the first quorum of replies: fast quorum for a leader, classic quorum for recovery.
@@ -309,7 +309,7 @@ export class EpaxosReplica implements Replica {
     const fastQuorum = hasMutation(this.options, 'majority-fast-quorum') ? slowQuorumSize(this.f) : fastQuorumSize(this.f);
     const needed = (drive.recovery ? slowQuorumSize(this.f) : fastQuorum) - 1;
     if (replies.length < needed) return;
-    this.env.quorumCompleted(this.env.nowUs() - drive.phaseStartedUs, m.from);
+    this.env.telemetry.quorumCompleted(this.env.nowUs() - drive.phaseStartedUs, m.from);
     if (!drive.recovery && replies.every((r) => !r.changed)) return this.decide(drive.id, drive.attrs, drive.ballot);
     let union = drive.attrs;
     for (const r of replies) union = unionAttributes(union, r.attrs);
@@ -354,7 +354,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private onAccept(m: AcceptMessage): void {
-    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.rejected('wrong_view');
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
@@ -367,7 +367,7 @@ export class EpaxosReplica implements Replica {
     }
     const ok = m.ballot >= rec.promised;
     if (ok) this.vote(rec, attrs, 'accepted', m.ballot);
-    else this.env.rejected('wrong_view');
+    else this.env.telemetry.rejected('wrong_view');
     const reply: AcceptReplyMessage = { type: 'ACCEPT_REPLY', from: this.id, ballot: m.ballot, replica: m.replica, instance: m.instance, ok, promised: rec.promised };
     this.env.send(m.from, this.env.auth.sign(reply));
     this.traceInstance('accept_reply', m, m.ballot, attrs);
@@ -377,19 +377,19 @@ export class EpaxosReplica implements Replica {
    * even when quorums never wait for it. */
   private timeVote(m: { from: NodeId; replica: NodeId; instance: number }): void {
     const rec = this.record(m);
-    if (rec !== undefined && rec.votesOpenedUs > 0) this.env.voteReceived(m.from, this.env.nowUs() - rec.votesOpenedUs);
+    if (rec !== undefined && rec.votesOpenedUs > 0) this.env.telemetry.voteReceived(m.from, this.env.nowUs() - rec.votesOpenedUs);
   }
 
   private onAcceptReply(m: AcceptReplyMessage): void {
     this.timeVote(m);
     const drive = this.drives.get(this.slotKey(m));
     if (drive === undefined || drive.phase !== 'accept') return;
-    if (drive.ballot !== m.ballot) return this.env.rejected('wrong_view');
+    if (drive.ballot !== m.ballot) return this.env.telemetry.rejected('wrong_view');
     if (!m.ok) return this.abandon(drive, m.promised);
-    if (drive.acceptOks.has(m.from)) return this.env.rejected('duplicate');
+    if (drive.acceptOks.has(m.from)) return this.env.telemetry.rejected('duplicate');
     drive.acceptOks.add(m.from);
     if (drive.acceptOks.size >= slowQuorumSize(this.f)) {
-      this.env.quorumCompleted(this.env.nowUs() - drive.phaseStartedUs, m.from);
+      this.env.telemetry.quorumCompleted(this.env.nowUs() - drive.phaseStartedUs, m.from);
       this.decide(drive.id, drive.attrs, drive.ballot);
     }
   }
@@ -538,7 +538,7 @@ export class EpaxosReplica implements Replica {
   }
 
   private onPrepare(m: PrepareMessage): void {
-    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.rejected('wrong_view');
+    if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const ok = this.isCommitted(rec) || m.ballot >= rec.promised;

@@ -182,8 +182,8 @@ export class PbftReplica implements Replica {
   onMessage(message: Message): void {
     if (typeof message !== 'object' || message === null) return;
     const from = message.from;
-    if (typeof from !== 'number' || !Number.isInteger(from) || from < 0 || from >= this.n || from === this.env.id) return this.env.rejected('malformed');
-    if (!this.env.auth.verify(message)) return this.env.rejected('bad_mac');
+    if (typeof from !== 'number' || !Number.isInteger(from) || from < 0 || from >= this.n || from === this.env.id) return this.env.telemetry.rejected('malformed');
+    if (!this.env.auth.verify(message)) return this.env.telemetry.rejected('bad_mac');
     switch (message.type) {
       case MSG.request: {
         const fwd = parseForward(message);
@@ -213,7 +213,7 @@ export class PbftReplica implements Replica {
       case MSG.commitCert:
         return this.onCommitCerts(message);
       default:
-        return this.env.rejected('malformed');
+        return this.env.telemetry.rejected('malformed');
     }
   }
 
@@ -378,16 +378,16 @@ export class PbftReplica implements Replica {
 
   private onPrePrepare(message: Message): void {
     const pp = parsePrePrepare(message);
-    if (!pp) return this.env.rejected('malformed');
-    if (pp.from !== primaryOf(pp.view, this.n)) return this.env.rejected('not_from_primary');
+    if (!pp) return this.env.telemetry.rejected('malformed');
+    if (pp.from !== primaryOf(pp.view, this.n)) return this.env.telemetry.rejected('not_from_primary');
     this.noteSeen(pp.view, pp.seq);
-    if (this.status !== 'normal' || pp.view !== this.view) return this.env.rejected('wrong_view');
-    if (!this.inWindow(pp.seq)) return this.env.rejected('outside_watermarks');
-    if (pp.batch.length > this.options.batchSizeMax) return this.env.rejected('malformed');
-    if (batchDigest(pp.batch) !== pp.digest) return this.env.rejected('wrong_digest');
+    if (this.status !== 'normal' || pp.view !== this.view) return this.env.telemetry.rejected('wrong_view');
+    if (!this.inWindow(pp.seq)) return this.env.telemetry.rejected('outside_watermarks');
+    if (pp.batch.length > this.options.batchSizeMax) return this.env.telemetry.rejected('malformed');
+    if (batchDigest(pp.batch) !== pp.digest) return this.env.telemetry.rejected('wrong_digest');
     // Every request must carry its client's MAC: a faulty primary cannot order a request that no
     // client sent. (A NEW-VIEW's batches need no such check: each is certified by 2f+1 prepares.)
-    if (!this.authenticRequests(pp.batch)) return this.env.rejected('bad_mac');
+    if (!this.authenticRequests(pp.batch)) return this.env.telemetry.rejected('bad_mac');
     this.acceptPrePrepare(pp);
   }
 
@@ -395,7 +395,7 @@ export class PbftReplica implements Replica {
   private acceptPrePrepare(pp: PrePrepareMsg): void {
     const entry = this.slot(pp.seq, pp.view);
     // Never a second digest at (v, n): an equivocating primary's second pre-prepare stops here.
-    if (entry.prePrepare) return this.env.rejected(entry.prePrepare.digest === pp.digest ? 'duplicate' : 'conflicting_pre_prepare');
+    if (entry.prePrepare) return this.env.telemetry.rejected(entry.prePrepare.digest === pp.digest ? 'duplicate' : 'conflicting_pre_prepare');
     entry.prePrepare = pp;
     const now = this.env.nowUs();
     for (const request of pp.batch) {
@@ -417,29 +417,29 @@ export class PbftReplica implements Replica {
   private onPrepare(message: Message): void {
     const prepare = parsePrepare(message);
     // The primary's pre-prepare is its prepare: a PREPARE from it is not part of the protocol.
-    if (!prepare || prepare.from === primaryOf(prepare.view, this.n)) return this.env.rejected('malformed');
+    if (!prepare || prepare.from === primaryOf(prepare.view, this.n)) return this.env.telemetry.rejected('malformed');
     this.noteSeen(prepare.view, prepare.seq);
-    if (this.status !== 'normal' || prepare.view !== this.view) return this.env.rejected('wrong_view');
-    if (!this.inWindow(prepare.seq)) return this.env.rejected('outside_watermarks');
+    if (this.status !== 'normal' || prepare.view !== this.view) return this.env.telemetry.rejected('wrong_view');
+    if (!this.inWindow(prepare.seq)) return this.env.telemetry.rejected('outside_watermarks');
     const entry = this.slot(prepare.seq, prepare.view);
-    if (entry.prepares.has(prepare.from)) return this.env.rejected('duplicate');
-    this.env.voteReceived(prepare.from, this.env.nowUs() - entry.openedUs);
+    if (entry.prepares.has(prepare.from)) return this.env.telemetry.rejected('duplicate');
+    this.env.telemetry.voteReceived(prepare.from, this.env.nowUs() - entry.openedUs);
     // Kept (a later pre-prepare may match it), but it does not count towards this digest's quorum.
-    if (entry.prePrepare !== null && entry.prePrepare.digest !== prepare.digest) this.env.rejected('wrong_digest');
+    if (entry.prePrepare !== null && entry.prePrepare.digest !== prepare.digest) this.env.telemetry.rejected('wrong_digest');
     entry.prepares.set(prepare.from, prepare);
     this.advanceSlot(prepare.seq, prepare.view, prepare.from);
   }
 
   private onCommit(message: Message): void {
     const commit = parseCommit(message);
-    if (!commit) return this.env.rejected('malformed');
+    if (!commit) return this.env.telemetry.rejected('malformed');
     this.noteSeen(commit.view, commit.seq);
-    if (this.status !== 'normal' || commit.view !== this.view) return this.env.rejected('wrong_view');
-    if (!this.inWindow(commit.seq)) return this.env.rejected('outside_watermarks');
+    if (this.status !== 'normal' || commit.view !== this.view) return this.env.telemetry.rejected('wrong_view');
+    if (!this.inWindow(commit.seq)) return this.env.telemetry.rejected('outside_watermarks');
     const entry = this.slot(commit.seq, commit.view);
-    if (entry.commits.has(commit.from)) return this.env.rejected('duplicate');
-    this.env.voteReceived(commit.from, this.env.nowUs() - (entry.prepared ? entry.preparedUs : entry.openedUs));
-    if (entry.prePrepare !== null && entry.prePrepare.digest !== commit.digest) this.env.rejected('wrong_digest');
+    if (entry.commits.has(commit.from)) return this.env.telemetry.rejected('duplicate');
+    this.env.telemetry.voteReceived(commit.from, this.env.nowUs() - (entry.prepared ? entry.preparedUs : entry.openedUs));
+    if (entry.prePrepare !== null && entry.prePrepare.digest !== commit.digest) this.env.telemetry.rejected('wrong_digest');
     entry.commits.set(commit.from, commit);
     this.advanceSlot(commit.seq, commit.view, commit.from);
   }
@@ -455,7 +455,7 @@ export class PbftReplica implements Replica {
       const prepares = matching(entry.prepares, pp.digest);
       entry.prepared = true;
       entry.preparedUs = this.env.nowUs();
-      this.env.quorumCompleted(entry.preparedUs - entry.openedUs, from);
+      this.env.telemetry.quorumCompleted(entry.preparedUs - entry.openedUs, from);
       const existing = this.preparedCerts.get(seq);
       if (!existing || existing.prePrepare.view <= view) this.preparedCerts.set(seq, { prePrepare: pp, prepares });
       this.trace({ phase: 'prepare', view, seq, batchSize: pp.batch.length });
@@ -469,7 +469,7 @@ export class PbftReplica implements Replica {
       if (countMatching(entry.commits, pp.digest) < (this.mutantCommitQuorum ? 2 * this.f : 2 * this.f + 1)) return;
       const commits = matching(entry.commits, pp.digest);
       entry.committed = true;
-      this.env.quorumCompleted(this.env.nowUs() - entry.preparedUs, from);
+      this.env.telemetry.quorumCompleted(this.env.nowUs() - entry.preparedUs, from);
       this.trace({ phase: 'commit', view, seq, batchSize: pp.batch.length });
       this.decide(seq, { prePrepare: pp, commits });
     }

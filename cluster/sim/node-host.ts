@@ -26,7 +26,7 @@ import type { Simulator } from './simulator.ts';
 import { NodeClock } from './node-clock.ts';
 import { TimerTable } from './timer-table.ts';
 import { protocolState, ReplicaTelemetry } from '../telemetry.ts';
-import type { MetricsSnapshot, RejectReason } from '../../core/metrics-snapshot.ts';
+import type { MetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import { Misbehaviour, outboundCopies, type OutboundNode } from '../chaos/byzantine.ts';
 
 /** The cluster-wide services a host uses; implemented by SimCluster. */
@@ -180,18 +180,6 @@ export class NodeHost implements ReplicaEnv, OutboundNode {
     if (this.crashed) return;
     this.receivedSinceRecord++;
     this.replica.onClientRequest(request);
-  }
-
-  rejected(reason: RejectReason): void {
-    this.telemetry.rejected(reason);
-  }
-
-  quorumCompleted(waitedUs: number, lastPeer: NodeId): void {
-    this.telemetry.quorumCompleted(waitedUs, lastPeer);
-  }
-
-  voteReceived(from: NodeId, waitedUs: number): void {
-    this.telemetry.voteReceived(from, waitedUs);
   }
 
   /** The metrics snapshot of the interval ending now (a crashed node is not asked: it reports nothing). */

@@ -36,7 +36,6 @@ import { resolveConnectionLimits, type ConnectionLimits } from './limits.ts';
 import { OutboundLink } from './outbound-link.ts';
 import { TraceBuffer, type TraceStatus } from './trace-output.ts';
 import { protocolState, ReplicaTelemetry, SNAPSHOT_INTERVAL_US } from '../telemetry.ts';
-import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import type { NodeStatus } from './wire.ts';
 
 export interface NodeConfig {
@@ -104,7 +103,7 @@ class TcpNode implements ReplicaEnv, RunningNode {
   private messagesReceived = 0;
   private stopped = false;
   /** Counters for this node's metrics snapshots (cluster/telemetry.ts), taken on a wall-clock interval. */
-  private readonly telemetry: ReplicaTelemetry;
+  readonly telemetry: ReplicaTelemetry;
   private readonly snapshotTimer: NodeJS.Timeout | null;
   private snapshotsFailed = 0;
 
@@ -267,18 +266,6 @@ class TcpNode implements ReplicaEnv, RunningNode {
     if (timeout === undefined) return;
     clearTimeout(timeout);
     this.timers.delete(handle.id);
-  }
-
-  rejected(reason: RejectReason): void {
-    this.telemetry.rejected(reason);
-  }
-
-  quorumCompleted(waitedUs: number, lastPeer: NodeId): void {
-    this.telemetry.quorumCompleted(waitedUs, lastPeer);
-  }
-
-  voteReceived(from: NodeId, waitedUs: number): void {
-    this.telemetry.voteReceived(from, waitedUs);
   }
 
   trace(transition: Transition): void {

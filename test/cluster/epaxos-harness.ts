@@ -8,6 +8,7 @@ import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import { createAuthenticator } from '../../cluster/auth.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
 import type {
+  ReplicaCounters,
   ClientEnv,
   ClientReply,
   ClientRequest,
@@ -149,13 +150,11 @@ class TestNode implements ReplicaEnv {
     this.cluster.transitions.push({ ...transition, node: this.id, at: this.cluster.now });
   }
 
-  rejected(reason: RejectReason): void {
-    this.cluster.rejections.push({ node: this.id, reason });
-  }
-
-  quorumCompleted(): void {}
-
-  voteReceived(): void {}
+  readonly telemetry: ReplicaCounters = {
+    rejected: (reason: RejectReason) => this.cluster.rejections.push({ node: this.id, reason }),
+    quorumCompleted: () => {},
+    voteReceived: () => {},
+  };
 
   crash(): void {
     this.crashed = true;

@@ -141,9 +141,7 @@ class Sim {
             this.traces.push({ ...t, node: id, at: this.now });
             if (t.phase === 'execute') this.checkAgreement(t.seq, sm.digest(), id);
           },
-          rejected: (reason) => this.rejections.push({ node: id, reason }),
-          quorumCompleted: () => {},
-          voteReceived: () => {},
+          telemetry: { rejected: (reason) => this.rejections.push({ node: id, reason }), quorumCompleted: () => {}, voteReceived: () => {} },
         },
         options,
       ) as PbftReplica;
