@@ -3,6 +3,7 @@
  * run of the cluster, shipped through the transport, collected into the store, and accounted for:
  * every emitted record is either stored or dead-lettered.
  */
+import { countSnapshots } from '../store/snapshots.ts';
 import type { LatticeConfig } from '../core/config.ts';
 import type { Logger } from '../core/logging.ts';
 import type { Protocol } from '../core/trace-schema.ts';
@@ -34,6 +35,8 @@ export interface DemoSummary {
   readonly events_emitted: number;
   readonly events_stored: number;
   readonly events_dead_lettered: number;
+  readonly snapshots_emitted: number;
+  readonly snapshots_stored: number;
   readonly trace_hash: string;
   readonly ops_submitted: number;
   readonly ops_completed: number;
@@ -65,8 +68,12 @@ export interface FeatureWindow {
   readonly recoveries: number;
   readonly commit_latency_p99_us: number;
   readonly hash_mismatches: number;
+  /** Replica metrics snapshots in the window (one per live replica at the default widths). */
+  readonly snapshots: number;
+  readonly rejected_total: number;
   /** Ground truth of the window, from the label reader (not a feature). */
   readonly active_faults: string[];
+  readonly recovering: boolean;
   /** Some record fell in the window, so its labels are known (a window without records has none). */
   readonly labelled: boolean;
 }
@@ -85,7 +92,7 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
     const phases = await queryRows<{ phase: string; n: string }>(store, `SELECT phase, count() AS n FROM ${store.table('transitions')} FINAL WHERE run_id = {run:String} GROUP BY phase ORDER BY phase`, { run: result.runId });
     const windowMs = config.features.window_ms;
     const windows = await readFeatureRows<Record<string, unknown>>(store, { runId: result.runId, level: 'cluster', windowMs });
-    const labels = await readLabelRows<{ window_start: string; active_faults: string[]; labelled: number | string }>(store, { runId: result.runId, level: 'cluster', windowMs });
+    const labels = await readLabelRows<{ window_start: string; active_faults: string[]; labelled: number | string; recovering: number | string }>(store, { runId: result.runId, level: 'cluster', windowMs });
     const labelsAt = new Map(labels.map((l) => [l.window_start, l]));
     const exportDir = resolve(options.exportDir ?? '.lattice/exports');
     mkdirSync(exportDir, { recursive: true });
@@ -101,6 +108,8 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
       events_emitted: result.records,
       events_stored: stored,
       events_dead_lettered: deadLettered,
+      snapshots_emitted: result.snapshots,
+      snapshots_stored: await countSnapshots(store, result.runId),
       trace_hash: result.traceHash,
       ops_submitted: result.submittedOps,
       ops_completed: result.completedOps,
@@ -122,6 +131,9 @@ export async function runDemo(config: LatticeConfig, logger: Logger, options: De
         recoveries: Number(w.recoveries),
         commit_latency_p99_us: Number(w.commit_latency_p99_us),
         hash_mismatches: Number(w.hash_mismatches),
+        snapshots: Number(w.snapshots),
+        rejected_total: Number(w.rejected_total),
+        recovering: Number(labelsAt.get(String(w.window_start))?.recovering) === 1,
         active_faults: labelsAt.get(String(w.window_start))?.active_faults ?? [],
         labelled: Number(labelsAt.get(String(w.window_start))?.labelled) === 1,
       })),
@@ -145,14 +157,15 @@ export function formatDemoSummary(summary: DemoSummary): string {
     `  safety violations     ${summary.safety_violations}`,
     `  shadow mismatches     ${summary.shadow_mismatches}`,
     `  trace records         ${summary.events_emitted} emitted, ${summary.events_stored} stored, ${summary.events_dead_lettered} dead-lettered ${accounted ? '(all accounted for)' : '(MISMATCH)'}`,
+    `  metrics snapshots     ${summary.snapshots_emitted} emitted, ${summary.snapshots_stored} stored (every 100 ms per live replica and client)`,
     `  trace hash            ${summary.trace_hash} (SHA-256)`,
     `  by phase              ${Object.entries(summary.phases).map(([p, n]) => `${p}=${n}`).join(' ')}`,
     '',
-    `Cluster features per ${summary.window_ms} ms window (store table features_cluster; faults from the label reader, ? = unknown: no record in the window; * = partial last window):`,
-    `  ${'window (UTC)'.padEnd(24)} ${'nodes'.padStart(5)} ${'records'.padStart(8)} ${'msgs'.padStart(8)} ${'view chg'.padStart(8)} ${'recov'.padStart(6)} ${'p99 ms'.padStart(8)} ${'hash!='.padStart(6)}  faults`,
+    `Cluster features per ${summary.window_ms} ms window (store table features_cluster; snaps = replica metrics snapshots, refused = messages replicas rejected; labels from the label reader, ? = unknown: no record in the window; * = partial last window):`,
+    `  ${'window (UTC)'.padEnd(24)} ${'nodes'.padStart(5)} ${'snaps'.padStart(5)} ${'records'.padStart(8)} ${'msgs'.padStart(8)} ${'refused'.padStart(7)} ${'view chg'.padStart(8)} ${'recov'.padStart(6)} ${'p99 ms'.padStart(8)} ${'hash!='.padStart(6)}  labels`,
     ...summary.features.map(
       (w) =>
-        `  ${(w.window_start + (w.partial ? ' *' : '')).padEnd(24)} ${String(w.nodes_reporting).padStart(5)} ${String(w.transitions).padStart(8)} ${String(w.msgs_sent).padStart(8)} ${String(w.view_changes).padStart(8)} ${String(w.recoveries).padStart(6)} ${(w.commit_latency_p99_us / 1000).toFixed(1).padStart(8)} ${String(w.hash_mismatches).padStart(6)}  ${w.labelled ? w.active_faults.join(',') || '-' : '?'}`,
+        `  ${(w.window_start + (w.partial ? ' *' : '')).padEnd(24)} ${String(w.nodes_reporting).padStart(5)} ${String(w.snapshots).padStart(5)} ${String(w.transitions).padStart(8)} ${String(w.msgs_sent).padStart(8)} ${String(w.rejected_total).padStart(7)} ${String(w.view_changes).padStart(8)} ${String(w.recoveries).padStart(6)} ${(w.commit_latency_p99_us / 1000).toFixed(1).padStart(8)} ${String(w.hash_mismatches).padStart(6)}  ${w.labelled ? w.active_faults.join(',') || (w.recovering ? 'recovering' : '-') : '?'}`,
     ),
     '',
     'Where to look:',

@@ -28,6 +28,8 @@ describe('lattice demo (end to end)', () => {
     const summary = JSON.parse(stdout) as Record<string, unknown>;
     expect(summary.events_emitted).toBeGreaterThan(100);
     expect(summary.events_stored).toBe(summary.events_emitted);
+    expect(summary.snapshots_emitted).toBeGreaterThan(0);
+    expect(summary.snapshots_stored).toBe(summary.snapshots_emitted);
     expect(summary.events_dead_lettered).toBe(0);
     expect(summary.transport).toBe('inprocess');
     expect((summary.store as { kind: string }).kind).toBe('embedded');
@@ -52,6 +54,7 @@ describe('lattice demo (end to end)', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'lattice-demo-'));
     const { stdout } = await lattice(['demo', '--protocol', 'epaxos', '--seed', '3', '--data-dir', dataDir]);
     expect(stdout).toMatch(/trace records\s+(\d+) emitted, \1 stored, 0 dead-lettered \(all accounted for\)/);
+    expect(stdout).toMatch(/metrics snapshots\s+(\d+) emitted, \1 stored/);
     expect(stdout).toMatch(/Where to look:/);
     expect(stdout).toContain(dataDir);
   }, 180_000);
