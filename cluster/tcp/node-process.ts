@@ -139,7 +139,13 @@ class TcpNode implements ReplicaEnv, RunningNode {
       replicaCount: n,
       limits,
       keys,
-      verifyMessage: (message) => this.auth.verify(message),
+      // A bad MAC is refused here, before the replica sees the message: counted for the snapshots
+      // as the simulator's replicas count their own.
+      verifyMessage: (message) => {
+        const ok = this.auth.verify(message);
+        if (!ok) this.telemetry.rejected('bad_mac');
+        return ok;
+      },
       handler: {
         onMessage: (message) => {
           if (this.stopped) return;

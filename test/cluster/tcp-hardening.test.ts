@@ -7,6 +7,8 @@
  * the production builders, so a mistake in one shows up against the other; the production
  * builders are exercised by the load generator and the status client at the end.
  */
+import { MemorySink } from '../../core/sink.ts';
+import { validateMetricsSnapshot } from '../../core/metrics-snapshot.ts';
 import { execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -350,6 +352,22 @@ describe('peer messages', () => {
     peer2.send(peerHello(2, 1), { t: 'fwd', m: order(2) }, { t: 'fwd', m: forged(3) });
     await waitFor(() => node.status().executed === 2 && node.status().messagesAuthFailed === 6, 'the relayed ORDER to execute and the forged relay to be counted');
     expect(peer2.closed).toBe(false);
+  });
+
+  it('counts the peer messages it refuses for a bad MAC in its metrics snapshots', async () => {
+    const ports = await findFreePorts(3);
+    const sink = new MemorySink();
+    const node = await startNode({ id: 1, protocol: toyProtocol, ports, runId: `hardening-snap-${randomBytes(3).toString('hex')}`, clusterSecret: SECRET, traceSink: sink, snapshotIntervalMs: 20 });
+    nodes.push(node);
+    const peer0 = await Raw.open(node.port);
+    peer0.send(peerHello(0, 1), { t: 'msg', m: order(1) }, ...[2, 3, 4].map((seq) => ({ t: 'msg', m: forged(seq) })));
+    await waitFor(() => node.status().messagesAuthFailed === 3, 'three failures to be counted');
+    await node.stop();
+    nodes.splice(nodes.indexOf(node), 1);
+    expect(sink.snapshots.length).toBeGreaterThan(0);
+    expect(sink.snapshots.every((snap) => validateMetricsSnapshot(snap).ok)).toBe(true);
+    expect(sink.snapshots.reduce((n, snap) => n + snap.rejected_bad_mac, 0)).toBe(3);
+    expect(sink.snapshots.reduce((n, snap) => n + snap.received_from[snap.peers.indexOf(0)]!, 0)).toBe(1);
   });
 
   it('takes protocol messages only from authenticated peers', async () => {
