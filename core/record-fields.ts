@@ -10,6 +10,7 @@
  * encoding, so those three can never disagree about a field.
  */
 import { z } from 'zod';
+import { invariant } from './errors.ts';
 
 /** Kinds a field can have. Numbers are JavaScript safe integers; strings must have a UTF-8 form. */
 export type FieldKind =
@@ -242,16 +243,25 @@ export function exactFieldsCheckOf(table: FieldTable): (record: Record<string, u
   };
 }
 
+/** Field names go into compiled code (`r.${name}`): each must be a plain lowercase identifier. */
+export function assertPlainNames(names: readonly string[]): void {
+  for (const name of names) invariant(/^[a-z_][a-z0-9_]*$/.test(name), `field name ${name} is not a plain identifier`);
+}
+
 /** Fields present exactly, and each certainly valid on its own (cross-field rules are the caller's). */
 export function fastCheckOf(table: FieldTable): (value: unknown) => boolean {
   const exact = exactFieldsCheckOf(table);
-  const checks = Object.entries(table).map(([name, def]) => [name, fastPredicateOf(def)] as const);
+  const names = Object.keys(table);
+  const checks = Object.values(table).map(fastPredicateOf);
+  // Compiled once into straight property loads, as for the trace hash: a loop of keyed loads
+  // costs about twice as much per record, and this runs for every record the collector reads.
+  assertPlainNames(names);
+  const body = names.map((name, i) => `if (!checks[${i}](r.${name})) return false;`).join('\n') + '\nreturn true;';
+  const fields = new Function('checks', 'r', body) as (checks: readonly ((v: unknown) => boolean)[], r: Record<string, unknown>) => boolean;
   return (value) => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
     const r = value as Record<string, unknown>;
-    if (!exact(r)) return false;
-    for (const [name, check] of checks) if (!check(r[name])) return false;
-    return true;
+    return exact(r) && fields(checks, r);
   };
 }
 

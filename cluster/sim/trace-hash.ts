@@ -20,8 +20,7 @@
  * any field changes the bytes hashed, and the same records always hash the same.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { invariant } from '../../core/errors.ts';
-import type { FieldDef, FieldTable } from '../../core/record-fields.ts';
+import { assertPlainNames, type FieldDef, type FieldTable } from '../../core/record-fields.ts';
 import { TRACE_FIELD_TABLE, type TraceRecord } from '../../core/trace-schema.ts';
 
 /** Bytes per flush to the hasher; a record whose encoding could not fit first flushes. */
@@ -83,7 +82,7 @@ function layoutOf(table: FieldTable) {
  * plus: a number as it is, null as 0 (its presence byte tells them apart), a flag as 0/1.
  */
 function numberStoreOf(names: readonly string[]): (r: Fields, f64: Float64Array, slot: number) => void {
-  for (const name of names) invariant(/^[a-z_][a-z0-9_]*$/.test(name), `field name ${name} is not a plain identifier`);
+  assertPlainNames(names);
   const body = names.map((name, i) => `f64[slot + ${i}] = +r.${name};`).join('\n');
   return new Function('r', 'f64', 'slot', body) as (r: Fields, f64: Float64Array, slot: number) => void;
 }
