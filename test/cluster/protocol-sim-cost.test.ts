@@ -51,12 +51,13 @@ describe('protocol determinism per seed', () => {
     it(`${name}: the same seed gives the same trace hash under crashes, loss, reordering and a partition`, async () => {
       const scenario = validateScenario({ name: `${name}-determinism`, protocol: name, nodes, duration_ms: 500, quiet_ms: 5_000, clients: 4, workload: { think_ms: 1 }, faults });
       const protocol = protocolByName(name);
-      const first = await runSimulation({ protocol, scenario, seed: 7, sink: new MemorySink() });
-      const second = await runSimulation({ protocol, scenario, seed: 7, sink: new MemorySink() });
+      const first = await runSimulation({ protocol, scenario, seed: 7, sink: new MemorySink(), keepHistory: true });
+      const second = await runSimulation({ protocol, scenario, seed: 7, sink: new MemorySink(), keepHistory: true });
       const other = await runSimulation({ protocol, scenario, seed: 8, sink: new MemorySink() });
       expect(first.ok).toBe(true);
       expect(second.traceHash).toBe(first.traceHash);
       expect(second.simEvents).toBe(first.simEvents);
+      expect(first.history?.length).toBeGreaterThan(0);
       expect(second.history).toEqual(first.history);
       expect(other.traceHash).not.toBe(first.traceHash);
     });
