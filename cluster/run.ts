@@ -119,14 +119,14 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const correctNodes = Array.from({ length: scenario.nodes }, (_, i) => i).filter((node) => !byzantine.has(node));
   const monitor = options.createStateMachine === undefined ? new ExecutedMonitor({ totalOrder: protocol.name === 'pbft', nodes: correctNodes }) : null;
   const keepLogs = options.keepExecutedLogs ?? false;
-  const executedCounts = new Map<NodeId, number>();
+  const executedByNode = new Array<number>(scenario.nodes).fill(0);
   const monitoredStateMachine = (node: NodeId): VerifiedStateMachine => {
     monitor?.reset(node);
-    executedCounts.set(node, 0);
+    executedByNode[node] = 0;
     return new VerifiedStateMachine({
       keepLog: keepLogs,
       onExecute: (op) => {
-        executedCounts.set(node, (executedCounts.get(node) ?? 0) + 1);
+        executedByNode[node]!++;
         monitor?.executed(node, op);
       },
       onRestore: (count) => monitor?.restored(node, count),
@@ -207,13 +207,14 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   await flush();
 
   const executedLogs = new Map<NodeId, ExecutedLog>();
+  const executedCounts = new Map<NodeId, number>();
   const correctLogs = new Map<NodeId, ExecutedLog>();
   for (const host of cluster.hosts) {
     const log = host.stateMachine.executedLog();
     executedLogs.set(host.id, log);
     if (!byzantine.has(host.id)) correctLogs.set(host.id, log);
     // A custom state machine reports no executions as they happen: count its log.
-    if (monitor === null) executedCounts.set(host.id, log.reduce((n, op) => (op === undefined ? n : n + 1), 0));
+    executedCounts.set(host.id, monitor === null ? log.reduce((n, op) => (op === undefined ? n : n + 1), 0) : (executedByNode[host.id] ?? 0));
   }
   // A plugged-in state machine keeps its own log: check it the batch way.
   const violations: RunViolation[] = monitor !== null ? monitorViolations(monitor.violations()) : checkExecutedLogs(protocol.name, correctLogs);

@@ -85,8 +85,8 @@ interface NodeTrack {
   readonly keyIndex: Map<string, number>;
   /** Keys on which this replica already diverged (report once). */
   readonly divergedKeys: Set<string>;
-  /** Per client: the executions of its recent request ids, and the newest id. */
-  readonly requests: Map<number, { ops: Map<number, ExecutedOp>; newest: number }>;
+  /** Per client: its recent executions in a ring indexed by request id, and the newest id. */
+  readonly requests: Map<number, { ring: Array<ExecutedOp | undefined>; newest: number }>;
 }
 
 const DEFAULT_WINDOW = 32_768;
@@ -141,7 +141,7 @@ export class ExecutedMonitor {
     this.executions++;
     invariant(op.position === track.next, `node ${node} executed position ${op.position}, expected ${track.next}`);
     track.next = op.position + 1;
-    if (op.clientId >= 0) this.checkOnce(node, track, op);
+    if (op.clientId >= 0 && op.requestId >= 0) this.checkOnce(node, track, op);
     if (this.totalOrder) this.checkPosition(node, op);
     if (!track.perKeyOff && op.op.kind !== 'read') this.checkKey(node, track, op);
   }
@@ -161,31 +161,29 @@ export class ExecutedMonitor {
 
   private checkOnce(node: NodeId, track: NodeTrack, op: ExecutedOp): void {
     let client = track.requests.get(op.clientId);
-    if (client === undefined) track.requests.set(op.clientId, (client = { ops: new Map(), newest: op.requestId }));
-    const first = client.ops.get(op.requestId);
-    if (first !== undefined) {
+    if (client === undefined) track.requests.set(op.clientId, (client = { ring: [], newest: op.requestId }));
+    // Request ids of a client are small consecutive integers: a ring slot per id, no hashing.
+    const slot = op.requestId % this.requestWindow;
+    const held = client.ring[slot];
+    if (held !== undefined && held.requestId === op.requestId) {
       this.report({
         kind: 'duplicate-execution',
         node,
+        key: op.key,
         position: op.position,
-        otherPosition: first.position,
+        otherPosition: held.position,
         request: op,
-        otherRequest: first,
-        message: `node ${node} executed client ${op.clientId} request ${op.requestId} twice, at positions ${first.position} and ${op.position}`,
+        otherRequest: held,
+        message: `node ${node} executed client ${op.clientId} request ${op.requestId} twice, at positions ${held.position} and ${op.position}`,
       });
       return;
     }
-    if (op.requestId < client.newest - this.requestWindow) {
+    if (op.requestId <= client.newest - this.requestWindow || (held !== undefined && held.requestId > op.requestId)) {
       this.lateUnchecked++;
       return;
     }
-    client.ops.set(op.requestId, op);
+    client.ring[slot] = op;
     if (op.requestId > client.newest) client.newest = op.requestId;
-    // Forget ids below the window, in bulk, so the cost stays O(1) per execution.
-    if (client.ops.size > 2 * this.requestWindow) {
-      const floor = client.newest - this.requestWindow;
-      for (const id of client.ops.keys()) if (id < floor) client.ops.delete(id);
-    }
   }
 
   private checkPosition(node: NodeId, op: ExecutedOp): void {
