@@ -18,7 +18,7 @@ import { DEFAULT_PROTOCOL_OPTIONS, type NodeId, type ProtocolDefinition, type Pr
 import { checkExecutedLogs, monitorViolations, type RunViolation } from './sim/checks.ts';
 import type { LinearizabilityReport } from './verify/linearizability.ts';
 import { LinearizabilityMonitor } from './verify/linearizability-monitor.ts';
-import { ExecutedMonitor, type ExecutedMonitorSummary } from './verify/executed-monitor.ts';
+import { ExecutedMonitor, type ExecutedMonitorOptions, type ExecutedMonitorSummary } from './verify/executed-monitor.ts';
 import type { ExecutedLog } from './state/verified-state-machine.ts';
 import { SimCluster, type ShadowMismatch } from './sim/cluster.ts';
 import type { StateMachineFactory } from './sim/harness-state.ts';
@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly keepHistory?: boolean;
   /** Keep every replica's executed-operation log in the result (default false). */
   readonly keepExecutedLogs?: boolean;
+  /** Windows of the running safety checks (verify/executed-monitor.ts has the defaults). */
+  readonly checkWindows?: Pick<ExecutedMonitorOptions, 'windowPositions' | 'windowPerKey' | 'requestWindowPerClient'>;
 }
 
 export interface RunResult {
@@ -117,7 +119,7 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   const verdict = judgeFaultModel(protocol.name, scenario.nodes, scenario.faults, protocol.faultTolerance(scenario.nodes));
   const byzantine = new Set(verdict.byzantineNodes);
   const correctNodes = Array.from({ length: scenario.nodes }, (_, i) => i).filter((node) => !byzantine.has(node));
-  const monitor = options.createStateMachine === undefined ? new ExecutedMonitor({ totalOrder: protocol.name === 'pbft', nodes: correctNodes }) : null;
+  const monitor = options.createStateMachine === undefined ? new ExecutedMonitor({ ...options.checkWindows, totalOrder: protocol.name === 'pbft', nodes: correctNodes }) : null;
   const keepLogs = options.keepExecutedLogs ?? false;
   const executedByNode = new Array<number>(scenario.nodes).fill(0);
   const monitoredStateMachine = (node: NodeId): VerifiedStateMachine => {

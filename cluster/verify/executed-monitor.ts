@@ -8,7 +8,7 @@
  *   later entry at that position, from another correct replica, is compared with it on arrival.
  *   References live in a ring of `windowPositions` slots: a replica that executes a position more
  *   than that far behind the newest one is not compared (counted as `lateUnchecked`).
- * - Per-key order: the same, per key, over the state-changing operations in execution order, up
+ * - Per-key order: the same, per key (a ring of `windowPerKey`), over the state-changing operations in execution order, up
  *   to a replica's first hole (as in the batch check: after a state transfer its per-key sequence
  *   is unknown). Only the first divergence per (replica, key) is reported.
  * - Exactly-once: per replica and client, the request ids it executed, the newest
@@ -30,8 +30,10 @@ export interface ExecutedMonitorOptions {
   readonly totalOrder: boolean;
   /** Replicas whose executions are checked (the correct ones); others are ignored. */
   readonly nodes: readonly NodeId[];
-  /** Log positions (and per-key operations) kept for comparison (default 32,768). */
+  /** Log positions kept for comparison (default 16,384: about 10 s of lag at the baseline load). */
   readonly windowPositions?: number;
+  /** State-changing operations kept per key for comparison (default 2,048). */
+  readonly windowPerKey?: number;
   /** Request ids remembered per replica and client for exactly-once (default 1,024). */
   readonly requestWindowPerClient?: number;
   /** Violations kept in full; the rest are only counted (default 50). */
@@ -89,13 +91,15 @@ interface NodeTrack {
   readonly requests: Map<number, { ring: Array<ExecutedOp | undefined>; newest: number }>;
 }
 
-const DEFAULT_WINDOW = 32_768;
+const DEFAULT_WINDOW = 16_384;
+const DEFAULT_WINDOW_PER_KEY = 2_048;
 const DEFAULT_REQUEST_WINDOW = 1_024;
 const DEFAULT_MAX_REPORTED = 50;
 
 export class ExecutedMonitor {
   private readonly totalOrder: boolean;
   private readonly windowPositions: number;
+  private readonly windowPerKey: number;
   private readonly requestWindow: number;
   private readonly maxReported: number;
   private readonly tracks = new Map<NodeId, NodeTrack>();
@@ -110,9 +114,11 @@ export class ExecutedMonitor {
   constructor(options: ExecutedMonitorOptions) {
     this.totalOrder = options.totalOrder;
     this.windowPositions = options.windowPositions ?? DEFAULT_WINDOW;
+    this.windowPerKey = options.windowPerKey ?? DEFAULT_WINDOW_PER_KEY;
     this.requestWindow = options.requestWindowPerClient ?? DEFAULT_REQUEST_WINDOW;
     this.maxReported = options.maxReported ?? DEFAULT_MAX_REPORTED;
     invariant(Number.isInteger(this.windowPositions) && this.windowPositions >= 1, 'windowPositions must be a positive integer');
+    invariant(Number.isInteger(this.windowPerKey) && this.windowPerKey >= 1, 'windowPerKey must be a positive integer');
     invariant(Number.isInteger(this.requestWindow) && this.requestWindow >= 1, 'requestWindowPerClient must be a positive integer');
     this.positions = new ReferenceRing(this.windowPositions);
     for (const node of options.nodes) this.tracks.set(node, freshTrack());
@@ -217,7 +223,7 @@ export class ExecutedMonitor {
     track.keyIndex.set(key, index + 1);
     if (track.divergedKeys.has(key)) return;
     let ring = this.perKey.get(key);
-    if (ring === undefined) this.perKey.set(key, (ring = new ReferenceRing(this.windowPositions)));
+    if (ring === undefined) this.perKey.set(key, (ring = new ReferenceRing(this.windowPerKey)));
     const reference = ring.at(index, node, op);
     if (reference === 'new') return;
     if (reference === null) {
