@@ -182,10 +182,14 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
       await sink.write(pending.length <= batchSize ? pending : pending.slice(i, i + batchSize));
     }
   };
+  // Asked after every event: one closure and a length compare (no `stop` call) on the common path.
+  const batchFull = (): boolean => cluster.pendingRecords.length >= batchSize;
+  const never = (): boolean => false;
   /** Runs to `untilUs` or until `stop()`, flushing (and awaiting the sink) every full batch. */
-  const runTo = async (untilUs: number, stop: () => boolean = () => false): Promise<void> => {
+  const runTo = async (untilUs: number, stop: () => boolean = never): Promise<void> => {
+    const pause = stop === never ? batchFull : () => batchFull() || stop();
     for (;;) {
-      const reached = sim.runUntil(untilUs, () => cluster.pendingRecords.length >= batchSize || stop());
+      const reached = sim.runUntil(untilUs, pause);
       if (cluster.pendingRecords.length >= batchSize) await flush();
       if (reached || stop()) return;
     }
