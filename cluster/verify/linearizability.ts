@@ -165,16 +165,28 @@ export interface SingleKeyResult {
 const NONE = -1;
 const STATE_NULL = 0;
 
-/** Zobrist values: the set of linearised operations hashes in O(1) per change. */
+/** Zobrist values: the set of linearised operations hashes in O(1) per change. One table for the
+ * process, grown on demand from one seeded stream (so the values are the same as if made anew per
+ * call): the running checker searches many short segments, and a fresh table each time showed. */
+const zobristRng = createRng('lattice-linearizability-zobrist');
+let zobristLow = new Int32Array(0);
+let zobristHigh = new Int32Array(0);
+
 function zobrist(count: number): { low: Int32Array; high: Int32Array } {
-  const rng = createRng('lattice-linearizability-zobrist');
-  const low = new Int32Array(count);
-  const high = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    low[i] = Math.floor(rng.next() * 0x1_0000_0000) | 0;
-    high[i] = Math.floor(rng.next() * 0x1_0000_0000) | 0;
+  if (count > zobristLow.length) {
+    const size = Math.max(count, 2 * zobristLow.length, 64);
+    const low = new Int32Array(size);
+    const high = new Int32Array(size);
+    low.set(zobristLow);
+    high.set(zobristHigh);
+    for (let i = zobristLow.length; i < size; i++) {
+      low[i] = Math.floor(zobristRng.next() * 0x1_0000_0000) | 0;
+      high[i] = Math.floor(zobristRng.next() * 0x1_0000_0000) | 0;
+    }
+    zobristLow = low;
+    zobristHigh = high;
   }
-  return { low, high };
+  return { low: zobristLow, high: zobristHigh };
 }
 
 interface CacheEntry {
