@@ -1,9 +1,15 @@
 /**
  * Cluster benchmarks that need no network: the cost of shadow verification per transition
  * (against the same transitions without verification, measured in the same run, at two state
- * sizes to show it does not grow with the state), and simulated protocol events per wall second
- * at two loads (the baseline scenarios' heavy default and a light one; each figure names its load).
+ * sizes to show it does not grow with the state), simulated protocol events per wall second
+ * at four loads (the baseline scenarios' heavy default and lighter ones; each figure names its
+ * load); and (suite `sim-long`) a 60 s virtual run at the default load per protocol: virtual
+ * seconds per wall second and peak RSS, beside a 6 s run's (issue 14 §4: memory flat in run length).
  */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { createRng } from '../core/rng.ts';
 import { DiscardSink, MemorySink } from '../core/sink.ts';
 import { loadScenarioFile, type Scenario } from '../cluster/chaos/scenario.ts';
@@ -13,6 +19,7 @@ import { runSimulation } from '../cluster/run.ts';
 import { initBlake3 } from '../cluster/state/blake3.ts';
 import { KvStateMachine } from '../cluster/state/kv-state-machine.ts';
 import { VerifiedStateMachine } from '../cluster/state/verified-state-machine.ts';
+import type { LongRunFigures } from './sim-long-run.ts';
 
 function operations(count: number, keys: number, seed: number): Operation[] {
   const rng = createRng(seed);
@@ -155,6 +162,43 @@ function loadsReachingThousand(figures: Record<string, unknown>): string[] {
       (['pbft', 'epaxos'] as const).every((p) => Number(figures[`${p}_sim_node_seconds_per_wall_s${load.suffix}`]) >= 1_000),
     )
     .map((load) => (load.suffix === '' ? 'saturating' : load.suffix.slice(1)));
+}
+
+/**
+ * A long run at the default load (the baseline scenario, 60 virtual seconds), in a process of its
+ * own so its peak RSS is its own, beside a 6 s run as the baseline: memory flat in run length
+ * means the two peaks are close. Records are discarded (a streaming sink), everything else runs.
+ */
+async function longRun(protocolName: 'pbft' | 'epaxos', durationMs: number): Promise<LongRunFigures> {
+  const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const script = fileURLToPath(new URL('./sim-long-run.ts', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', loader, script, protocolName, String(durationMs)], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as LongRunFigures;
+}
+
+const LONG_RUN_MS = 60_000;
+const SHORT_RUN_MS = 6_000;
+
+/** `npm run bench -- sim-long`: the long runs alone (a few minutes less than the whole sim suite). */
+export async function benchSimLongRuns(): Promise<Record<string, unknown>> {
+  const figures: Record<string, unknown> = { sim_long_run_target_wall_s: 15 };
+  for (const protocolName of ['pbft', 'epaxos'] as const) {
+    const short = await longRun(protocolName, SHORT_RUN_MS);
+    const long = await longRun(protocolName, LONG_RUN_MS);
+    if (!long.ok || !short.ok) throw new Error(`${protocolName} long run failed its checks`);
+    Object.assign(figures, {
+      [`${protocolName}_sim_long_run`]: `baseline scenario (default load), ${LONG_RUN_MS / 1000} s virtual, records discarded, seed 1; baseline: the same for ${SHORT_RUN_MS / 1000} s`,
+      [`${protocolName}_sim_virtual_s_per_wall_s`]: long.virtual_s_per_wall_s,
+      [`${protocolName}_sim_long_run_wall_s`]: long.wall_s,
+      [`${protocolName}_sim_long_run_cpu_s`]: long.cpu_s,
+      [`${protocolName}_sim_peak_rss_mb`]: long.peak_rss_mb,
+      [`${protocolName}_sim_peak_rss_mb_${SHORT_RUN_MS / 1000}s`]: short.peak_rss_mb,
+      [`${protocolName}_sim_live_heap_mb`]: long.live_heap_mb,
+      [`${protocolName}_sim_live_heap_mb_${SHORT_RUN_MS / 1000}s`]: short.live_heap_mb,
+      [`${protocolName}_sim_virtual_s_per_wall_s_${SHORT_RUN_MS / 1000}s`]: short.virtual_s_per_wall_s,
+    });
+  }
+  return figures;
 }
 
 export async function benchClusterSim(): Promise<Record<string, unknown>> {

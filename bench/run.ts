@@ -1,11 +1,13 @@
 /**
  * `npm run bench`: every benchmark, each with its baseline measured in the same run, printed as
  * one JSON object. Speed targets live here, never as timed assertions in tests.
- * `npm run bench -- sim ingest` runs a subset (sim, ingest, tcp, features).
+ * `npm run bench -- sim ingest` runs a subset (sim, sim-long, ingest, tcp, features).
  */
 // Loaded lazily: each suite pulls in different engines (chdb, child processes).
 const SUITES: Record<string, () => Promise<Record<string, unknown>>> = {
   sim: async () => (await import('./cluster-sim.ts')).benchClusterSim(),
+  // Each long run in a child process of its own, so its peak RSS is its own.
+  'sim-long': async () => (await import('./cluster-sim.ts')).benchSimLongRuns(),
   ingest: async () => (await import('./ingest.ts')).benchIngest({}),
   tcp: async () => (await import('./cluster-tcp.ts')).benchClusterTcp(),
   features: async () => (await import('./features.ts')).benchFeatures(),

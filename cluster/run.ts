@@ -3,6 +3,11 @@
  * schedule, then a quiet period in which every pending request must complete (liveness), and
  * checks safety. Trace records go to the sink in batches, awaited (backpressure), and are hashed
  * in emission order: the same seed and scenario give the same traceHash, byte for byte.
+ *
+ * Memory stays flat in run length: records leave as they are made, and the safety and
+ * linearizability checks run while the simulation goes on (verify/executed-monitor.ts,
+ * verify/linearizability-monitor.ts), each over a bounded window. The result carries summaries;
+ * the whole history and executed logs only when asked for (keepHistory, keepExecutedLogs).
  */
 import { LatticeError, ScenarioError } from '../core/errors.ts';
 import type { TraceSink } from '../core/sink.ts';
@@ -10,8 +15,10 @@ import type { Protocol } from '../core/trace-schema.ts';
 import { judgeFaultModel } from './chaos/fault-model.ts';
 import type { Scenario } from './chaos/scenario.ts';
 import { DEFAULT_PROTOCOL_OPTIONS, type NodeId, type ProtocolDefinition, type ProtocolOptions } from './protocol.ts';
-import { checkExecutedLogs, checkHistory, type RunViolation } from './sim/checks.ts';
+import { checkExecutedLogs, monitorViolations, type RunViolation } from './sim/checks.ts';
 import type { LinearizabilityReport } from './verify/linearizability.ts';
+import { LinearizabilityMonitor } from './verify/linearizability-monitor.ts';
+import { ExecutedMonitor, type ExecutedMonitorOptions, type ExecutedMonitorSummary } from './verify/executed-monitor.ts';
 import type { ExecutedLog } from './state/verified-state-machine.ts';
 import { SimCluster, type ShadowMismatch } from './sim/cluster.ts';
 import type { StateMachineFactory } from './sim/harness-state.ts';
@@ -40,10 +47,16 @@ export interface RunOptions {
   readonly settleUs?: number;
   /** Check the client history for linearizability (default true). */
   readonly checkLinearizability?: boolean;
-  /** Search bound per key for the linearizability checker (its default if absent). */
+  /** Search bound per key segment for the linearizability checker (its default if absent). */
   readonly linearizabilityMaxSteps?: number;
   /** Virtual time between metrics snapshots (default 100 ms; 0: no snapshots). */
   readonly snapshotIntervalUs?: number;
+  /** Keep the whole client history in the result (default false: it is checked as it grows). */
+  readonly keepHistory?: boolean;
+  /** Keep every replica's executed-operation log in the result (default false). */
+  readonly keepExecutedLogs?: boolean;
+  /** Windows of the running safety checks (verify/executed-monitor.ts has the defaults). */
+  readonly checkWindows?: Pick<ExecutedMonitorOptions, 'windowPositions' | 'windowPerKey' | 'requestWindowPerClient'>;
 }
 
 export interface RunResult {
@@ -59,9 +72,19 @@ export interface RunResult {
   readonly snapshotHash: string;
   /** SHA-256 over every record's canonical binary encoding (sim/trace-hash.ts), in emission order. */
   readonly traceHash: string;
-  readonly history: readonly HistoryEvent[];
-  readonly executedLogs: ReadonlyMap<NodeId, ExecutedLog>;
+  /** The client history, with `keepHistory`; else null (it was checked as it grew). */
+  readonly history: readonly HistoryEvent[] | null;
+  /** Client history events recorded (invokes and completions). */
+  readonly historyEvents: number;
+  /** Every replica's executed log, with `keepExecutedLogs`; else null. */
+  readonly executedLogs: ReadonlyMap<NodeId, ExecutedLog> | null;
+  /** Operations each replica's current state machine executed itself (state transfers excluded). */
+  readonly executedCounts: ReadonlyMap<NodeId, number>;
+  /** What the running safety checks saw (null when a custom state machine was plugged in). */
+  readonly executedChecks: ExecutedMonitorSummary | null;
+  /** The first 1,000 shadow mismatches (one per divergence of a node); `shadowMismatchCount` counts all. */
   readonly shadowMismatches: readonly ShadowMismatch[];
+  readonly shadowMismatchCount: number;
   readonly safetyViolations: readonly RunViolation[];
   /** Null when the check was turned off. */
   readonly linearizability: LinearizabilityReport | null;
@@ -101,6 +124,29 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   await initBlake3();
   const hasher = new TraceHasher();
   const snapshotHasher = new TraceHasher<MetricsSnapshot>(SNAPSHOT_FIELD_TABLE);
+  // The fault model is known from the scenario alone, so the checks can skip Byzantine nodes from the start.
+  const verdict = judgeFaultModel(protocol.name, scenario.nodes, scenario.faults, protocol.faultTolerance(scenario.nodes));
+  const byzantine = new Set(verdict.byzantineNodes);
+  const correctNodes = Array.from({ length: scenario.nodes }, (_, i) => i).filter((node) => !byzantine.has(node));
+  const monitor = options.createStateMachine === undefined ? new ExecutedMonitor({ ...options.checkWindows, totalOrder: protocol.name === 'pbft', nodes: correctNodes }) : null;
+  const keepLogs = options.keepExecutedLogs ?? false;
+  const executedByNode = new Array<number>(scenario.nodes).fill(0);
+  const monitoredStateMachine = (node: NodeId): VerifiedStateMachine => {
+    monitor?.reset(node);
+    executedByNode[node] = 0;
+    return new VerifiedStateMachine({
+      keepLog: keepLogs,
+      onExecute: (op) => {
+        executedByNode[node]!++;
+        monitor?.executed(node, op);
+      },
+      onRestore: (count) => monitor?.restored(node, count),
+    });
+  };
+  const linearizabilityMonitor =
+    (options.checkLinearizability ?? true)
+      ? new LinearizabilityMonitor(options.linearizabilityMaxSteps === undefined ? {} : { maxStepsPerKey: options.linearizabilityMaxSteps })
+      : null;
 
   const cluster = new SimCluster({
     runId,
@@ -126,7 +172,19 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
       cas: scenario.workload.cas,
       thinkUs: Math.round(scenario.workload.think_ms * 1000),
     },
-    createStateMachine: options.createStateMachine ?? (() => new VerifiedStateMachine()),
+    createStateMachine: options.createStateMachine ?? monitoredStateMachine,
+    keepHistory: options.keepHistory ?? false,
+  });
+  cluster.chaos.onLeaderResolved = (nodes) => {
+    for (const node of nodes) {
+      monitor?.exclude(node);
+      byzantine.add(node);
+    }
+  };
+  let historyEvents = 0;
+  cluster.onHistory((event) => {
+    historyEvents++;
+    linearizabilityMonitor?.observe(event);
   });
 
   const sim = cluster.sim;
@@ -144,10 +202,14 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
       await sink.write(pending.length <= batchSize ? pending : pending.slice(i, i + batchSize));
     }
   };
+  // Asked after every event: one closure and a length compare (no `stop` call) on the common path.
+  const batchFull = (): boolean => cluster.pendingRecords.length >= batchSize;
+  const never = (): boolean => false;
   /** Runs to `untilUs` or until `stop()`, flushing (and awaiting the sink) every full batch. */
-  const runTo = async (untilUs: number, stop: () => boolean = () => false): Promise<void> => {
+  const runTo = async (untilUs: number, stop: () => boolean = never): Promise<void> => {
+    const pause = stop === never ? batchFull : () => batchFull() || stop();
     for (;;) {
-      const reached = sim.runUntil(untilUs, () => cluster.pendingRecords.length >= batchSize || stop());
+      const reached = sim.runUntil(untilUs, pause);
       if (cluster.pendingRecords.length >= batchSize) await flush();
       if (reached || stop()) return;
     }
@@ -173,29 +235,34 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
   cluster.chaos.finish();
   await flush();
 
-  const verdict = judgeFaultModel(protocol.name, scenario.nodes, cluster.chaos.resolvedFaults(scenario.faults), cluster.f);
-  const byzantine = new Set(verdict.byzantineNodes);
+  // Judged again now that `leader` targets are resolved to the nodes that led: what the result reports.
+  const resolvedVerdict = judgeFaultModel(protocol.name, scenario.nodes, cluster.chaos.resolvedFaults(scenario.faults), cluster.f);
+  for (const node of resolvedVerdict.byzantineNodes) byzantine.add(node);
   const executedLogs = new Map<NodeId, ExecutedLog>();
+  const executedCounts = new Map<NodeId, number>();
   const correctLogs = new Map<NodeId, ExecutedLog>();
   for (const host of cluster.hosts) {
     const log = host.stateMachine.executedLog();
     executedLogs.set(host.id, log);
     if (!byzantine.has(host.id)) correctLogs.set(host.id, log);
+    // A custom state machine reports no executions as they happen: count its log.
+    executedCounts.set(host.id, monitor === null ? log.reduce((n, op) => (op === undefined ? n : n + 1), 0) : (executedByNode[host.id] ?? 0));
   }
-  const violations: RunViolation[] = checkExecutedLogs(protocol.name, correctLogs);
+  // A plugged-in state machine keeps its own log: check it the batch way.
+  const violations: RunViolation[] = monitor !== null ? monitorViolations(monitor.violations()) : checkExecutedLogs(protocol.name, correctLogs);
   for (const mismatch of cluster.shadowMismatches) {
     if (!byzantine.has(mismatch.node)) {
       violations.push({ kind: 'shadow-mismatch', node: mismatch.node, detail: `node ${mismatch.node} runtime ${mismatch.runtime} != shadow ${mismatch.shadow} at node_seq ${mismatch.nodeSeq}` });
     }
   }
-  if (pendingOps > 0 && !verdict.beyondFaultModel) {
+  if (pendingOps > 0 && !resolvedVerdict.beyondFaultModel) {
     violations.push({ kind: 'liveness', detail: `${pendingOps} operation(s) still pending ${scenario.quiet_ms} ms after the faults ended` });
   }
   let linearizability: LinearizabilityReport | null = null;
-  if (options.checkLinearizability ?? true) {
-    const checked = checkHistory(cluster.history, options.linearizabilityMaxSteps);
-    linearizability = checked.report;
-    violations.push(...checked.violations);
+  if (linearizabilityMonitor !== null) {
+    linearizability = linearizabilityMonitor.finish();
+    // `unknown` (search bound hit) is reported in the result but is not evidence of a bug.
+    if (linearizability.result === 'illegal') violations.push({ kind: 'linearizability', detail: linearizability.explanation });
   }
   const faultyNodes = new Set<NodeId>();
   for (const entry of cluster.chaos.log) for (const node of entry.nodes) faultyNodes.add(node);
@@ -209,18 +276,22 @@ export async function runSimulation(options: RunOptions): Promise<RunResult> {
     snapshots: cluster.snapshotCount,
     snapshotHash: snapshotHasher.digest(),
     traceHash: hasher.digest(),
-    history: cluster.history,
-    executedLogs,
+    history: options.keepHistory === true ? cluster.history : null,
+    historyEvents,
+    executedLogs: keepLogs || monitor === null ? executedLogs : null,
+    executedCounts,
+    executedChecks: monitor?.summary() ?? null,
     shadowMismatches: cluster.shadowMismatches,
+    shadowMismatchCount: cluster.shadowMismatchCount,
     safetyViolations: violations,
     linearizability,
     submittedOps: cluster.clients.reduce((sum, c) => sum + c.submitted, 0),
     completedOps: cluster.clients.reduce((sum, c) => sum + c.completed, 0),
     pendingOps,
     faultyNodes: [...faultyNodes].sort((a, b) => a - b),
-    byzantineNodes: verdict.byzantineNodes,
-    beyondFaultModel: verdict.beyondFaultModel,
-    faultModelReasons: verdict.reasons,
+    byzantineNodes: resolvedVerdict.byzantineNodes,
+    beyondFaultModel: resolvedVerdict.beyondFaultModel,
+    faultModelReasons: resolvedVerdict.reasons,
     virtualDurationUs: sim.nowUs() - startUs,
     simEvents: sim.processed,
     network: { ...cluster.network.stats },

@@ -83,6 +83,8 @@ export class ChaosEngine {
   private recoveringMarks: RecoveryMarks | null = null;
   /** The node ids each started fault resolved to (`leader` → the leader then). */
   private readonly resolved = new Map<FaultSpec, readonly NodeId[]>();
+  /** Told which nodes a fault aimed at `leader` turned Byzantine, when it starts (the run's safety checks stop trusting them). */
+  onLeaderResolved: ((nodes: readonly NodeId[]) => void) | null = null;
   /** Every start and end, effect, no-effect and recovering period, in time order. */
   readonly log: FaultLogEntry[] = [];
 
@@ -138,6 +140,7 @@ export class ChaosEngine {
     const fault: ActiveFault = { spec, ...applied };
     this.active.set(id, fault);
     this.resolved.set(spec, fault.nodes);
+    if (spec.kind === 'equivocation' && spec.nodes === 'leader') this.onLeaderResolved?.(fault.nodes);
     this.push({ action: 'start', kind: spec.kind, nodes: fault.nodes });
     if (applied.noEffectReason !== undefined) this.push({ action: 'no_effect', kind: spec.kind, nodes: fault.nodes, reason: applied.noEffectReason });
     if (spec.kind === 'equivocation') this.equivocations++;

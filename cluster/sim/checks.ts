@@ -7,7 +7,7 @@ import type { Protocol } from '../../core/trace-schema.ts';
 import type { NodeId } from '../protocol.ts';
 import type { ExecutedLog } from '../state/verified-state-machine.ts';
 import { checkLinearizability, type LinearizabilityReport } from '../verify/linearizability.ts';
-import { checkExactlyOnce, checkPerKeyOrder, checkTotalOrder } from '../verify/safety.ts';
+import { checkExactlyOnce, checkPerKeyOrder, checkTotalOrder, type SafetyViolation } from '../verify/safety.ts';
 import type { HistoryEvent } from './history.ts';
 
 export type RunViolationKind = 'total-order' | 'per-key-order' | 'result-divergence' | 'duplicate-execution' | 'shadow-mismatch' | 'liveness' | 'linearizability';
@@ -31,4 +31,9 @@ export function checkHistory(history: readonly HistoryEvent[], maxStepsPerKey?: 
   // `unknown` (search bound hit) is reported in the result but is not evidence of a bug.
   const violations: RunViolation[] = report.result === 'illegal' ? [{ kind: 'linearizability', detail: report.explanation }] : [];
   return { report, violations };
+}
+
+/** The running monitor's findings as run violations (it already stops at its report limit). */
+export function monitorViolations(found: readonly SafetyViolation[]): RunViolation[] {
+  return found.slice(0, MAX_REPORTED).map((v) => ({ kind: v.kind, detail: v.message, node: v.node, position: v.position }));
 }

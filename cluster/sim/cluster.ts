@@ -29,7 +29,12 @@ export interface ClusterConfig {
   readonly createStateMachine: StateMachineFactory;
   /** Secret the per-node MAC keys derive from; fixed per run so MACs (and traces) reproduce. */
   readonly clusterSecret?: string;
+  /** Keep the whole client history in `history` (default false: events go to `onHistory` listeners only). */
+  readonly keepHistory?: boolean;
 }
+
+/** Shadow mismatches kept in full; later ones are only counted (a flapping node could add one per transition pair). */
+const SHADOW_MISMATCHES_KEPT = 1_000;
 
 export interface ShadowMismatch {
   readonly node: NodeId;
@@ -51,8 +56,12 @@ export class SimCluster implements HostContext, ClientContext {
   readonly f: number;
   readonly clusterSecret: string;
   private readonly stateMachineFactory: StateMachineFactory;
+  /** The client history, when the config asked to keep it (else empty). */
   readonly history: HistoryEvent[] = [];
+  private readonly keepHistory: boolean;
+  private readonly historyListeners: Array<(event: HistoryEvent) => void> = [];
   readonly shadowMismatches: ShadowMismatch[] = [];
+  shadowMismatchCount = 0;
   /** Records emitted and not yet handed to the sink. */
   pendingRecords: TraceRecord[] = [];
   recordCount = 0;
@@ -83,6 +92,7 @@ export class SimCluster implements HostContext, ClientContext {
     this.f = config.protocol.faultTolerance(config.nodes);
     this.clusterSecret = config.clusterSecret ?? `lattice-sim/${String(config.seed)}`;
     this.stateMachineFactory = config.createStateMachine;
+    this.keepHistory = config.keepHistory ?? false;
     this.network = new NetworkModel(config.network, root.fork('network'));
     this.chaos = new ChaosEngine(this, root.fork('chaos'));
     for (const id of this.replicas) {
@@ -91,6 +101,11 @@ export class SimCluster implements HostContext, ClientContext {
     for (let c = 0; c < config.clients; c++) {
       this.clients.push(new ClientHost(c, this, root.fork(`client/${c}`), config.workload, config.options));
     }
+  }
+
+  /** Called with every client history event as it happens (the run checks them here). */
+  onHistory(listener: (event: HistoryEvent) => void): void {
+    this.historyListeners.push(listener);
   }
 
   /** Called for every record as it is emitted (the run hashes them here, in emission order). */
@@ -181,11 +196,15 @@ export class SimCluster implements HostContext, ClientContext {
   }
 
   onShadowMismatch(node: NodeId, nodeSeq: number, check: StateCheck): void {
-    this.shadowMismatches.push({ node, nodeSeq, tsUs: this.sim.nowUs(), runtime: check.runtime, shadow: check.shadow });
+    this.shadowMismatchCount++;
+    if (this.shadowMismatches.length < SHADOW_MISMATCHES_KEPT) {
+      this.shadowMismatches.push({ node, nodeSeq, tsUs: this.sim.nowUs(), runtime: check.runtime, shadow: check.shadow });
+    }
   }
 
   record(event: HistoryEvent): void {
-    this.history.push(event);
+    if (this.keepHistory) this.history.push(event);
+    for (const listener of this.historyListeners) listener(event);
   }
 
   get clientsIdle(): boolean {

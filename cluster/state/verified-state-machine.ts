@@ -44,8 +44,12 @@ export interface VerifiedSnapshot extends StateSnapshot {
 }
 
 export interface VerifiedStateMachineOptions {
-  /** Keep the executed-operation log (default true; benchmarks may turn it off). */
+  /** Keep the executed-operation log (default true; benchmarks and long runs turn it off). */
   readonly keepLog?: boolean;
+  /** Called with every executed operation as it happens, so checks can run without the log. */
+  readonly onExecute?: (op: ExecutedOp) => void;
+  /** Called after a restore that set the executed count (the log was cut or padded to it). */
+  readonly onRestore?: (executedCount: number) => void;
 }
 
 const UNKNOWN_ORIGIN: RequestOrigin = { clientId: -1, requestId: -1 };
@@ -57,9 +61,13 @@ export class VerifiedStateMachine implements StateMachine {
   private executed = 0;
   private resultMismatchAt: number | null = null;
   private readonly keepLog: boolean;
+  private readonly onExecute: ((op: ExecutedOp) => void) | undefined;
+  private readonly onRestore: ((executedCount: number) => void) | undefined;
 
   constructor(options: VerifiedStateMachineOptions = {}) {
     this.keepLog = options.keepLog ?? true;
+    this.onExecute = options.onExecute;
+    this.onRestore = options.onRestore;
   }
 
   execute(op: Operation, origin: RequestOrigin = UNKNOWN_ORIGIN): OperationResult {
@@ -69,8 +77,10 @@ export class VerifiedStateMachine implements StateMachine {
     if (this.resultMismatchAt === null && (result.value !== expected.value || result.applied !== expected.applied)) {
       this.resultMismatchAt = position;
     }
-    if (this.keepLog) {
-      this.log.push({ position, clientId: origin.clientId, requestId: origin.requestId, key: op.key, op, result });
+    if (this.keepLog || this.onExecute !== undefined) {
+      const executed: ExecutedOp = { position, clientId: origin.clientId, requestId: origin.requestId, key: op.key, op, result };
+      if (this.keepLog) this.log.push(executed);
+      this.onExecute?.(executed);
     }
     return result;
   }
@@ -107,6 +117,7 @@ export class VerifiedStateMachine implements StateMachine {
     if (typeof count === 'number' && Number.isInteger(count) && count >= 0) {
       this.executed = count;
       if (this.keepLog) this.log.length = count;
+      this.onRestore?.(count);
     }
   }
 

@@ -165,16 +165,28 @@ export interface SingleKeyResult {
 const NONE = -1;
 const STATE_NULL = 0;
 
-/** Zobrist values: the set of linearised operations hashes in O(1) per change. */
+/** Zobrist values: the set of linearised operations hashes in O(1) per change. One table for the
+ * process, grown on demand from one seeded stream (so the values are the same as if made anew per
+ * call): the running checker searches many short segments, and a fresh table each time showed. */
+const zobristRng = createRng('lattice-linearizability-zobrist');
+let zobristLow = new Int32Array(0);
+let zobristHigh = new Int32Array(0);
+
 function zobrist(count: number): { low: Int32Array; high: Int32Array } {
-  const rng = createRng('lattice-linearizability-zobrist');
-  const low = new Int32Array(count);
-  const high = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    low[i] = Math.floor(rng.next() * 0x1_0000_0000) | 0;
-    high[i] = Math.floor(rng.next() * 0x1_0000_0000) | 0;
+  if (count > zobristLow.length) {
+    const size = Math.max(count, 2 * zobristLow.length, 64);
+    const low = new Int32Array(size);
+    const high = new Int32Array(size);
+    low.set(zobristLow);
+    high.set(zobristHigh);
+    for (let i = zobristLow.length; i < size; i++) {
+      low[i] = Math.floor(zobristRng.next() * 0x1_0000_0000) | 0;
+      high[i] = Math.floor(zobristRng.next() * 0x1_0000_0000) | 0;
+    }
+    zobristLow = low;
+    zobristHigh = high;
   }
-  return { low, high };
+  return { low: zobristLow, high: zobristHigh };
 }
 
 interface CacheEntry {
@@ -184,8 +196,32 @@ interface CacheEntry {
 
 /** Wing–Gong–Lowe search over one register's operations. */
 export function checkRegister(ops: readonly RegisterOperation[], maxSteps: number = DEFAULT_MAX_STEPS): SingleKeyResult {
+  const { finals: _finals, ...result } = searchRegister(ops, [null], maxSteps, false);
+  return result;
+}
+
+export interface SegmentResult extends SingleKeyResult {
+  /** With `collectFinals`: every value the register can hold after some linearization. */
+  readonly finals: ReadonlyArray<string | null>;
+}
+
+/**
+ * The search behind checkRegister, from any of `initial` register values. With `collectFinals`
+ * it does not stop at the first linearization: it explores them all (the memo still prunes every
+ * configuration seen before, so the work stays bounded by the distinct (set, value) pairs) and
+ * returns every value the register may hold at the end. That is what lets a long history be
+ * checked in segments (verify/linearizability-monitor.ts): a segment that ends where no operation
+ * on the key is in flight hands its possible final values to the next one, and the chain of
+ * segments is linearizable exactly when the whole history is.
+ */
+export function searchRegister(
+  ops: readonly RegisterOperation[],
+  initial: ReadonlyArray<string | null>,
+  maxSteps: number = DEFAULT_MAX_STEPS,
+  collectFinals = false,
+): SegmentResult {
   const n = ops.length;
-  if (n === 0) return { result: 'ok', explanation: 'no operations', steps: 0 };
+  if (n === 0) return { result: 'ok', explanation: 'no operations', steps: 0, finals: collectFinals ? [...new Set(initial)] : [] };
 
   // Register values are interned: state 0 is "never written" (null).
   const valueIds = new Map<string, number>();
@@ -297,51 +333,74 @@ export function checkRegister(ops: readonly RegisterOperation[], maxSteps: numbe
 
   const stackOp: number[] = [];
   const stackState: number[] = [];
+  const initialStates = [...new Set(initial.map(intern))];
+  const finals = new Set<number>();
   let state = STATE_NULL;
-  let entry = next[0] as number;
+  let entry = NONE;
   let steps = 0;
   let deepest = { depth: -1, state: STATE_NULL, blocking: NONE, lastOps: [] as number[] };
-
-  while (next[0] !== NONE) {
-    if (++steps > maxSteps) {
-      return {
-        result: 'unknown',
-        explanation: `gave up after ${maxSteps} search steps (${n} operations; the deepest partial linearization had ${Math.max(deepest.depth, 0)}); split the history or raise maxStepsPerKey`,
-        steps,
-      };
-    }
-    if (entry % 2 === 1) {
-      const op = (entry - 1) >> 1;
-      const after = step(op, state);
-      if (after !== NONE) {
-        toggle(op);
-        if (remember(after)) {
-          stackOp.push(op);
-          stackState.push(state);
-          state = after;
-          lift(entry);
-          entry = next[0] as number;
-          continue;
-        }
-        toggle(op);
-      }
-      entry = next[entry] as number;
-      continue;
-    }
-    // A return entry: its operation must already have taken effect. Backtrack.
-    if (stackOp.length > deepest.depth) {
-      deepest = { depth: stackOp.length, state, blocking: (entry - 2) >> 1, lastOps: stackOp.slice(-3) };
-    }
+  /** Undoes the last linearised operation; false when there is none left to undo. */
+  const backtrack = (): boolean => {
     const undone = stackOp.pop();
-    if (undone === undefined) break;
+    if (undone === undefined) return false;
     state = stackState.pop() as number;
     toggle(undone);
     const call = 2 * undone + 1;
     unlift(call);
     entry = next[call] as number;
+    return true;
+  };
+
+  // The memo is shared by all initial values: a (set, value) pair has the same futures however
+  // it was reached, and in collect mode they were all explored the first time.
+  for (const start of initialStates) {
+    state = start;
+    entry = next[0] as number;
+    for (;;) {
+      if (next[0] === NONE) {
+        if (!collectFinals) return { result: 'ok', explanation: `${n} operations linearizable`, steps, finals: [] };
+        finals.add(state);
+        if (!backtrack()) break;
+        continue;
+      }
+      if (++steps > maxSteps) {
+        return {
+          result: 'unknown',
+          explanation: `gave up after ${maxSteps} search steps (${n} operations; the deepest partial linearization had ${Math.max(deepest.depth, 0)}); split the history or raise maxStepsPerKey`,
+          steps,
+          finals: [],
+        };
+      }
+      if (entry % 2 === 1) {
+        const op = (entry - 1) >> 1;
+        const after = step(op, state);
+        if (after !== NONE) {
+          toggle(op);
+          if (remember(after)) {
+            stackOp.push(op);
+            stackState.push(state);
+            state = after;
+            lift(entry);
+            entry = next[0] as number;
+            continue;
+          }
+          toggle(op);
+        }
+        entry = next[entry] as number;
+        continue;
+      }
+      // A return entry: its operation must already have taken effect. Backtrack.
+      if (stackOp.length > deepest.depth) {
+        deepest = { depth: stackOp.length, state, blocking: (entry - 2) >> 1, lastOps: stackOp.slice(-3) };
+      }
+      if (!backtrack()) break;
+    }
   }
-  if (next[0] === NONE) return { result: 'ok', explanation: `${n} operations linearizable`, steps };
-  return { result: 'illegal', explanation: explain(ops, values, deepest, n), steps };
+  if (finals.size > 0) {
+    return { result: 'ok', explanation: `${n} operations linearizable`, steps, finals: [...finals].sort((a, b) => a - b).map((id) => values[id] ?? null) };
+  }
+  const from = initialStates.length === 1 && initialStates[0] === STATE_NULL ? null : initialStates.map((id) => values[id] ?? null);
+  return { result: 'illegal', explanation: explain(ops, values, deepest, n, from), steps, finals: [] };
 }
 
 function describe(op: RegisterOperation): string {
@@ -364,13 +423,15 @@ function explain(
   values: ReadonlyArray<string | null>,
   deepest: { depth: number; state: number; blocking: number; lastOps: number[] },
   n: number,
+  /** The register's possible values at the start, when not just null (a later segment). */
+  from: ReadonlyArray<string | null> | null = null,
 ): string {
   const held = JSON.stringify(values[deepest.state] ?? null);
   const blocking = ops[deepest.blocking];
   const lastOps = deepest.lastOps.map((i) => describe(ops[i] as RegisterOperation));
   const prefix =
     deepest.depth === 0
-      ? `no operation can be linearized first (the register starts as null)`
+      ? `no operation can be linearized first (the register starts as ${from === null ? 'null' : `one of ${JSON.stringify(from)}`})`
       : `at most ${deepest.depth} of ${n} operations can be linearized, ending with ${lastOps.join('; ')}, leaving the register at ${held}`;
   return blocking === undefined
     ? `not linearizable: ${prefix}`
