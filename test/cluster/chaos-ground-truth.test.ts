@@ -85,6 +85,9 @@ describe('equivocation acts through whoever leads (PBFT)', () => {
     expect(records.filter((r) => r.ts_us > ended!.timeUs).every((r) => !r.faults.includes('equivocation'))).toBe(true);
     // Safety holds: PBFT tolerates one equivocating primary; the requests complete after the view change.
     expect(result.ok, result.replay).toBe(true);
+    // The node `leader` resolved to is the run's Byzantine node: the running checks stopped
+    // comparing its executions when the fault started, and the result says so.
+    expect(result.byzantineNodes).toEqual([0]);
   });
 
   it('aimed at a backup that never becomes primary, it changes nothing: no label, logged as no_effect, the same trace as without it', async () => {
