@@ -31,7 +31,7 @@ export interface FieldDef<S extends z.ZodType = z.ZodType> {
   readonly nullable: boolean;
   /** The ClickHouse column type that holds the field unchanged. */
   readonly column: string;
-  /** What the field means, for docs and the store's column comments. */
+  /** What the field means (docs/records.md is generated from it). */
   readonly doc: string;
   readonly schema: S;
 }
