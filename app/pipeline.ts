@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LatticeConfig } from '../core/config.ts';
 import type { Logger } from '../core/logging.ts';
+import type { TraceSink } from '../core/sink.ts';
 import { BatchingProducerSink, ProducerCounters } from '../collector/producer-sink.ts';
 import { runCollectorService, transportFromConfig, type CollectorServiceHandle } from '../collector/run.ts';
 import type { Transport, TransportProducer } from '../collector/transport/transport.ts';
@@ -21,6 +22,11 @@ export interface IngestedRun {
   readonly result: RunResult;
   readonly stored: number;
   readonly deadLettered: number;
+}
+
+export interface IngestOptions {
+  readonly runId?: string;
+  readonly wrapSink?: (sink: TraceSink) => TraceSink;
 }
 
 export class Pipeline {
@@ -62,13 +68,14 @@ export class Pipeline {
   }
 
   /** Runs the cluster with its trace shipped through the transport; resolves once it is stored
-   * and its features are computed. */
-  async ingestRun(protocol: ProtocolDefinition, scenario: Scenario, seed: number): Promise<IngestedRun> {
+   * and its features are computed. `wrapSink` puts a sink around the transport's (e.g. a census
+   * of the records on their way); `runId` names the run (default: from protocol, scenario, seed). */
+  async ingestRun(protocol: ProtocolDefinition, scenario: Scenario, seed: number, options: IngestOptions = {}): Promise<IngestedRun> {
     const deadBefore = this.service.stats.deadLettered;
     // The simulator runs on virtual time, so it may wait for the pipeline: backpressure, not a
     // spool (a real replica never waits: see collector/kafka-trace-sink.ts).
     const sink = new BatchingProducerSink(this.producer, { topic: this.config.transport.topic, whenFull: 'wait', counters: this.producerCounters });
-    const result = await runSimulation({ protocol, scenario, seed, sink });
+    const result = await runSimulation({ protocol, scenario, seed, sink: options.wrapSink?.(sink) ?? sink, ...(options.runId !== undefined && { runId: options.runId }) });
     await sink.flush();
     await this.drain();
     // The service refreshes at the default width; the configured one is computed here too.
