@@ -5,7 +5,8 @@
  * (generate.ts) turns a spec into scenarios; the same spec and seeds give the same scenarios.
  *
  * Validated with zod; every problem names its field, e.g. `episodes.duration_ms: min 900 > max 300`.
- * Ranges are written `[min, max]` or as one number (a fixed value). docs/corpus.md is the reference.
+ * Ranges are written `[min, max]`, `{ min, max }` or as one number (a fixed value). docs/corpus.md
+ * is the reference.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -35,9 +36,10 @@ function range(what: string, bounds: RangeBounds = {}) {
   if (int) value = value.int(`${what}: expected an integer`);
   if (min !== undefined) value = minInclusive ? value.min(min, `${what}: expected >= ${min}`) : value.gt(min, `${what}: expected > ${min}`);
   if (max !== undefined) value = value.max(max, `${what}: expected <= ${max}`);
+  // `{ min, max }` too: a validated spec (as corpus.json records it) validates again to itself.
   return z
-    .union([value, z.tuple([value, value])], { error: `${what}: expected a number or [min, max]` })
-    .transform((v): Range => (typeof v === 'number' ? { min: v, max: v } : { min: v[0], max: v[1] }))
+    .union([value, z.tuple([value, value]), z.strictObject({ min: value, max: value })], { error: `${what}: expected a number or [min, max]` })
+    .transform((v): Range => (typeof v === 'number' ? { min: v, max: v } : Array.isArray(v) ? { min: v[0], max: v[1] } : v))
     .refine((r) => r.min <= r.max, { error: `${what}: min must be <= max` });
 }
 
@@ -287,7 +289,7 @@ function toFieldError(issue: z.core.$ZodIssue, input: unknown): FieldError {
   if (issue.code === 'unrecognized_keys') {
     return { path: [path, ...issue.keys].filter(Boolean).join('.'), message: `unknown field(s): ${issue.keys.join(', ')}` };
   }
-  if (issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) return { path, message: 'is required' };
+  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && valueAt(input, issue.path) === undefined) return { path, message: 'is required' };
   if (issue.code === 'invalid_union') {
     // A range (number | [min, max]) or the seeds (object | list): a branch whose input had the
     // right shape says what is wrong inside it, better than the union's "expected A or B".
