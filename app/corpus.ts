@@ -54,7 +54,7 @@ export function planText(spec: CorpusSpec, source: string, plan: Record<string, 
   const protocols = Object.entries(plan);
   const runs = protocols.reduce((sum, [, p]) => sum + p.runs, 0);
   return [
-    `corpus ${spec.name} (${source}): ${runs} runs of ${spec.duration_ms} ms — ${protocols.map(([name, p]) => `${name} ${p.runs} (${p.fault_free_runs} fault-free, ${p.episodes} episodes)`).join(', ')}`,
+    `corpus ${spec.name} (${source}): ${runs} runs of ${spec.duration_ms} ms — ${protocols.map(([name, p]) => `${name} ${p.runs} (${p.fault_free_runs} fault-free, ${p.episodes} episode${p.episodes === 1 ? '' : 's'})`).join(', ')}`,
     `planned normal ${CORPUS_WINDOW_MS} ms windows (nodes × stretch outside episodes and their recovery_ms): ${protocols
       .map(([name, p]) => `${name} ${p.normal_windows.toLocaleString('en-US')} (${p.normal_windows_fault_free_runs.toLocaleString('en-US')} in fault-free runs)`)
       .join(', ')}`,
