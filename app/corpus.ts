@@ -3,10 +3,14 @@
  * run, labels.json, corpus.json), the runner (ingesting through the pipeline, or only simulating
  * with `--no-ingest`), progress, and the census of 100 ms windows per label at the end.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
+import type { Protocol } from '../core/trace-schema.ts';
+import { CENSUS_SINK_MODULE, readCensusFile, type CensusFileSinkOptions } from '../cluster/chaos/census-file-sink.ts';
 import type { CorpusSpec } from '../cluster/chaos/corpus-spec.ts';
+import type { Scenario } from '../cluster/chaos/scenario.ts';
+import type { RunResult } from '../cluster/run.ts';
 import { outcomeOf, runCorpus, simulationRunner, type CorpusReport, type CorpusRunner } from '../cluster/chaos/corpus-run.ts';
 import { CORPUS_WINDOW_MS, summarizePlan, type CorpusPlanSummary, type CorpusRun } from '../cluster/chaos/generate.ts';
 import { countingSink, formatCensus, WindowCensus } from '../cluster/chaos/window-census.ts';
@@ -25,6 +29,46 @@ export function ingestRunner(pipeline: Pipeline, windowMs = CORPUS_WINDOW_MS): C
         wrapSink: (sink) => countingSink(census, sink),
       });
       return outcomeOf(result, census.counts(), { stored, deadLettered });
+    },
+  };
+}
+
+/**
+ * What a worker pool offers a corpus (cluster/run-pool.ts's RunPool fits it): runs a simulation
+ * in another process with a sink built there from a module, and returns its RunResult.
+ */
+export interface SimulationPool {
+  readonly size: number;
+  run(job: {
+    readonly protocol: Protocol;
+    readonly scenario: Scenario;
+    readonly seed: number;
+    readonly runId: string;
+    readonly sink: { readonly kind: 'module'; readonly module: string; readonly options: CensusFileSinkOptions };
+  }): Promise<RunResult>;
+}
+
+/**
+ * Runs through a worker pool, `pool.size` at a time: each worker counts its run's windows into a
+ * census file (cluster/chaos/census-file-sink.ts) that is read back here. Records are not
+ * ingested (they stay in the worker): the `--no-ingest` path with more than one core.
+ */
+export function poolRunner(pool: SimulationPool, censusDir: string, windowMs = CORPUS_WINDOW_MS): CorpusRunner {
+  mkdirSync(censusDir, { recursive: true });
+  return {
+    concurrency: pool.size,
+    async run(job) {
+      const path = join(censusDir, `${job.labels.run_id}.census.json`);
+      const result = await pool.run({
+        protocol: job.protocol,
+        scenario: job.scenario,
+        seed: job.seed,
+        runId: job.labels.run_id,
+        sink: { kind: 'module', module: CENSUS_SINK_MODULE, options: { path, windowMs } },
+      });
+      const census = readCensusFile(path);
+      rmSync(path, { force: true });
+      return outcomeOf(result, census);
     },
   };
 }
