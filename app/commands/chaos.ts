@@ -9,6 +9,7 @@ import { MemorySink } from '../../core/sink.ts';
 import type { Protocol } from '../../core/trace-schema.ts';
 import { loadCorpusSpecFile } from '../../cluster/chaos/corpus-spec.ts';
 import { generateScenarios, planCorpus, summarizePlan } from '../../cluster/chaos/generate.ts';
+import { countingSink, formatCensus, WindowCensus } from '../../cluster/chaos/window-census.ts';
 import { loadScenarioFile, type FaultSpec } from '../../cluster/chaos/scenario.ts';
 import { listScenarios, protocolByName, scenarioPath } from '../../cluster/protocols.ts';
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
@@ -183,15 +184,17 @@ async function generateLegacy(options: GenerateFlags, config: LatticeConfig, log
   const pipeline = options.ingest ? await Pipeline.open(config, logger) : undefined;
   const progress = options.json ? undefined : progressReporter({ label: 'corpus' });
   const runs: ReturnType<typeof runSummary>[] = [];
+  // One census for the whole corpus: these runs are short (nodes × seconds / 100 ms cells each).
+  const census = new WindowCensus();
   let records = 0;
   try {
     progress?.start(corpus.length);
     for (const [i, { scenario }] of corpus.entries()) {
       const seed = options.seed * 1_000 + i;
       let summary: ReturnType<typeof runSummary>;
-      if (pipeline === undefined) summary = runSummary(await runSimulation({ protocol, scenario, seed, sink: new MemorySink() }));
+      if (pipeline === undefined) summary = runSummary(await runSimulation({ protocol, scenario, seed, sink: countingSink(census) }));
       else {
-        const { result, stored } = await pipeline.ingestRun(protocol, scenario, seed);
+        const { result, stored } = await pipeline.ingestRun(protocol, scenario, seed, { wrapSink: (sink) => countingSink(census, sink) });
         summary = runSummary(result, stored);
       }
       records += summary.records;
@@ -204,7 +207,10 @@ async function generateLegacy(options: GenerateFlags, config: LatticeConfig, log
   }
   const failed = runs.filter((r) => !r.ok);
   const where = pipeline === undefined ? 'simulated, not ingested (--no-ingest)' : `ingested into ${pipeline.store.location}`;
-  const summary = { out, scenarios: corpus.length, records, failed: failed.map((r) => r.replay), ...(pipeline !== undefined && { store: pipeline.store.location }) };
-  process.stdout.write(options.json ? `${JSON.stringify({ ...summary, runs })}\n` : `\n${corpus.length} runs, ${records} records ${where}; scenarios in ${out}\n${failed.map((r) => `FAILED: ${r.replay}`).join('\n')}\n`);
+  const counts = census.counts();
+  const summary = { out, scenarios: corpus.length, records, failed: failed.map((r) => r.replay), ...(pipeline !== undefined && { store: pipeline.store.location }), census: counts };
+  process.stdout.write(
+    options.json ? `${JSON.stringify({ ...summary, runs })}\n` : `\n${formatCensus(counts)}\n\n${corpus.length} runs, ${records} records ${where}; scenarios in ${out}\n${failed.map((r) => `FAILED: ${r.replay}`).join('\n')}\n`,
+  );
   if (failed.length > 0) process.exitCode = 1;
 }
