@@ -27,6 +27,7 @@ export function createSink(options: CensusFileSinkOptions): TraceSink & { close(
   const sink = countingSink(census);
   return {
     write: (records) => sink.write(records),
+    writeSnapshots: (snapshots) => sink.writeSnapshots(snapshots),
     async close() {
       writeFileSync(options.path, JSON.stringify(census.counts()));
     },

@@ -53,9 +53,10 @@ const nodeCount = range('nodes', { int: true, min: 1, max: 64 }).optional();
 /**
  * Which nodes a fault acts on. `faulty`: drawn from the run's faulty set (chosen once per run,
  * at most f nodes, so crashes and Byzantine faults stay within the fault model); `node`: any
- * node(s); `all`: every message (network kinds); `link`: one directed link (delay).
+ * node(s); `all`: every message (network kinds); `link`: one directed link (delay); `leader`:
+ * the leader when the fault starts (PBFT equivocation), which counts as one more faulty node.
  */
-export const TARGETS = ['faulty', 'node', 'all', 'link'] as const;
+export const TARGETS = ['faulty', 'node', 'all', 'link', 'leader'] as const;
 export type Target = (typeof TARGETS)[number];
 const target = (allowed: readonly Target[]) => z.enum(allowed, { error: `target: expected one of ${allowed.join(', ')}` }).optional();
 
@@ -78,9 +79,23 @@ const templateSchemas = [
     rate: rate('rate'),
     delay_ms: range('delay_ms', { min: 0, minInclusive: false }).optional(),
   }),
-  /** `skew_ms` is the offset's magnitude; its sign is drawn at random. */
-  z.strictObject({ kind: z.literal('clock_skew'), ...templateBase, target: target(['node']), nodes: nodeCount, skew_ms: range('skew_ms', { min: 0 }) }),
-  z.strictObject({ kind: z.literal('equivocation'), ...templateBase, target: target(['faulty']), nodes: nodeCount }),
+  /**
+   * A clock fault: a step (`skew_ms`) and/or a rate (`drift_ppm`), each given as its magnitude
+   * with the sign drawn at random. PBFT's timers are monotonic, so a step alone changes nothing
+   * it decides: give a drift for an effect (scenarios.md, clocks).
+   */
+  z
+    .strictObject({
+      kind: z.literal('clock_skew'),
+      ...templateBase,
+      target: target(['node']),
+      nodes: nodeCount,
+      skew_ms: range('skew_ms', { min: 0 }).default({ min: 0, max: 0 }),
+      drift_ppm: range('drift_ppm', { min: 0, max: 999_999 }).default({ min: 0, max: 0 }),
+    })
+    .refine((t) => t.skew_ms.min > 0 || t.drift_ppm.min > 0, { error: 'a clock fault needs skew_ms or drift_ppm with a minimum above 0', path: ['drift_ppm'] }),
+  /** `leader`: whoever leads when the episode starts (PBFT's primary; the scenario's `nodes: leader`). */
+  z.strictObject({ kind: z.literal('equivocation'), ...templateBase, target: target(['faulty', 'leader']), nodes: nodeCount }),
   z.strictObject({
     kind: z.literal('forged_vote'),
     ...templateBase,
@@ -206,6 +221,11 @@ export const corpusSpecSchema = z
     spec.families.forEach((family, i) => {
       family.protocols?.forEach((protocol, j) => {
         if (!spec.protocols.includes(protocol)) issue(['families', i, 'protocols', j], `${protocol} is not one of the corpus's protocols`);
+      });
+      family.faults.forEach((fault, j) => {
+        if ('target' in fault && fault.target === 'leader' && spec.protocols.includes('epaxos') && familiesFor(spec, 'epaxos').includes(family)) {
+          issue(['families', i, 'faults', j, 'target'], 'EPaxos has no single leader (every replica leads its own instances): give the family `protocols: [pbft]`');
+        }
       });
     });
     if (spec.fault_free_share < 1) {

@@ -11,7 +11,7 @@ import { invariant } from '../../core/errors.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import type { FaultKind, Protocol } from '../../core/trace-schema.ts';
 import type { NodeId } from '../protocol.ts';
-import { EPAXOS_BEYOND_KINDS, faultToleranceOf, judgeFaultModel } from './fault-model.ts';
+import { BYZANTINE_KINDS, EPAXOS_BEYOND_KINDS, faultToleranceOf, judgeFaultModel } from './fault-model.ts';
 import { familiesFor, nodesOf, seedsOf, type CorpusSpec, type FamilySpec, type FaultTemplate, type LoadLevel, type NoiseSpec, type Range } from './corpus-spec.ts';
 import { validateScenario, type FaultSpec, type Scenario } from './scenario.ts';
 
@@ -168,8 +168,10 @@ export interface EpisodeLabel {
   readonly family: string;
   /** Fault kinds the episode injects (a mix has several). */
   readonly kinds: readonly FaultKind[];
-  /** Nodes its faults target (for a partition: the nodes cut off). */
+  /** Nodes its faults target (for a partition: the nodes cut off); a `leader` target is not among them. */
   readonly nodes: readonly NodeId[];
+  /** A fault targets whoever leads when the episode starts (resolved in the run: see the records' faulty_nodes). */
+  readonly leader: boolean;
   /** Run time (ms since the run's start) at which its faults start, and at which the last one ends. */
   readonly start_ms: number;
   readonly end_ms: number;
@@ -362,8 +364,17 @@ function drawEpisodes(spec: CorpusSpec, protocol: Protocol, rng: Rng, nodes: num
   const faulty = pickDistinct(rng, nodes, 1 + rng.int(Math.max(1, f)));
   const count = drawInt(rng, e.count);
   const drawn: DrawnEpisode[] = [];
+  // Counted against f: the faulty set once any family uses it, plus one per `leader` fault (its
+  // node is known only when it starts, so it may be another one). A family that would exceed f
+  // is not drawn; if none fits, the run holds fewer episodes.
+  let usesFaulty = false;
+  let leaders = 0;
   for (let i = 0; i < count; i++) {
-    const family = pickWeighted(rng, families);
+    const fitting = spec.within_fault_model ? families.filter((family) => countedWith(family, usesFaulty, leaders, faulty.length) <= f) : families;
+    if (fitting.length === 0) break;
+    const family = pickWeighted(rng, fitting);
+    usesFaulty ||= family.faults.some(targetsFaultySet);
+    leaders += family.faults.filter(targetsLeader).length;
     const templates = family.faults.map((template) => ({ template, durationMs: drawInt(rng, template.duration_ms ?? e.duration_ms) }));
     drawn.push({ family, templates, spanMs: Math.max(...templates.map((t) => t.durationMs)) });
   }
@@ -391,11 +402,26 @@ function drawEpisodes(spec: CorpusSpec, protocol: Protocol, rng: Rng, nodes: num
         family: episode.family.name,
         kinds: [...new Set(faults.map((x) => x.kind))].sort(),
         nodes: [...new Set(faults.flatMap(targetsOf))].sort((a, b) => a - b),
+        leader: faults.some((x) => 'nodes' in x && x.nodes === 'leader'),
         start_ms: start,
         end_ms: start + episode.spanMs,
       },
     };
   });
+}
+
+function targetsLeader(template: FaultTemplate): boolean {
+  return 'target' in template && template.target === 'leader';
+}
+
+function targetsFaultySet(template: FaultTemplate): boolean {
+  return (template.kind === 'crash' || BYZANTINE_KINDS.has(template.kind)) && !targetsLeader(template);
+}
+
+/** Nodes counted against f once the family is added to a run. */
+function countedWith(family: FamilySpec, usesFaulty: boolean, leaders: number, faultySize: number): number {
+  const faulty = usesFaulty || family.faults.some(targetsFaultySet);
+  return (faulty ? faultySize : 0) + leaders + family.faults.filter(targetsLeader).length;
 }
 
 function assertSeparated(spec: CorpusSpec, episodes: readonly EpisodeLabel[], run: string): void {
@@ -456,10 +482,13 @@ function instantiate(template: FaultTemplate, ctx: InstantiateContext): FaultSpe
         ...scope('node'),
       };
     case 'clock_skew': {
-      const magnitude = Math.round(drawNumber(rng, template.skew_ms));
-      return { kind: 'clock_skew', ...timing, nodes: anyNodes(), skew_ms: rng.next() < 0.5 ? -magnitude : magnitude };
+      const sign = () => (rng.next() < 0.5 ? -1 : 1);
+      const skew = Math.round(drawNumber(rng, template.skew_ms)) * sign();
+      const drift = Math.round(drawNumber(rng, template.drift_ppm)) * sign();
+      return { kind: 'clock_skew', ...timing, nodes: anyNodes(), skew_ms: skew === 0 ? 0 : skew, drift_ppm: drift === 0 ? 0 : drift };
     }
     case 'equivocation':
+      return { kind: 'equivocation', ...timing, nodes: template.target === 'leader' ? 'leader' : fromFaulty() };
     case 'silent':
     case 'state_corruption':
       return { kind: template.kind, ...timing, nodes: fromFaulty() };
@@ -477,7 +506,8 @@ function instantiate(template: FaultTemplate, ctx: InstantiateContext): FaultSpe
 function targetsOf(fault: FaultSpec): NodeId[] {
   if (fault.kind === 'partition') return fault.groups.slice(1).flat();
   if (fault.kind === 'delay' && fault.links !== undefined) return fault.links.map(([from]) => from);
-  return 'nodes' in fault && fault.nodes !== undefined ? [...fault.nodes] : [];
+  // `leader` is known only when the fault starts: the records' faulty_nodes say who it was.
+  return 'nodes' in fault && Array.isArray(fault.nodes) ? [...fault.nodes] : [];
 }
 
 function drawLoad(rng: Rng, level: LoadLevel): CorpusLoad {

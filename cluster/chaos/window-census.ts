@@ -79,6 +79,10 @@ export function countingSink(census: WindowCensus, inner?: TraceSink): TraceSink
       for (const record of records) census.observe(record);
       if (inner !== undefined) await inner.write(records);
     },
+    // Snapshots carry no per-window labels of their own: passed on, not counted.
+    async writeSnapshots(snapshots) {
+      if (inner !== undefined) await inner.writeSnapshots(snapshots);
+    },
   };
 }
 

@@ -130,6 +130,8 @@ describe('the records of a corpus run', () => {
     for (const [name, records] of Object.entries(stretches)) {
       expect(records.length, name).toBeGreaterThan(100);
       expect(records.filter((r) => r.faults.length > 0), name).toEqual([]);
+      // Recovery (the `recovering` flag) may outlast recovery_ms, but normal traffic follows it.
+      expect(records.filter((r) => !r.recovering).length, name).toBeGreaterThan(50);
     }
     // Clients keep submitting after the last episode: new requests arrive in the tail.
     expect(stretches.after.filter((r) => r.phase === 'request').length).toBeGreaterThan(10);
@@ -138,5 +140,20 @@ describe('the records of a corpus run', () => {
       expect(inside.length).toBeGreaterThan(0);
       for (const record of inside) for (const kind of episode.kinds) expect(record.faults).toContain(kind);
     }
+  }, 60_000);
+
+  it('aims an equivocation at the PBFT leader, and the records show it acting', async () => {
+    const spec = validateCorpusSpec({ ...TINY_SPEC, protocols: ['pbft'], fault_free_share: 0, episodes: { ...TINY_SPEC.episodes, count: 1, duration_ms: 600 }, families: [{ name: 'equivocating-leader', faults: [{ kind: 'equivocation', target: 'leader' }] }] });
+    const [run] = planCorpus(spec);
+    expect(run!.scenario.faults).toMatchObject([{ kind: 'equivocation', nodes: 'leader' }]);
+    expect(run!.labels.episodes[0]).toMatchObject({ family: 'equivocating-leader', kinds: ['equivocation'], nodes: [], leader: true });
+    const memory = new MemorySink();
+    const report = await runCorpus([run!], simulationRunner({ sinkFor: () => memory }));
+    expect(report.failed).toEqual([]);
+    const acting = memory.records.filter((r) => r.faults.includes('equivocation'));
+    expect(acting.length).toBeGreaterThan(0);
+    // The primary of view 0 is node 0: it is the one labelled.
+    expect(new Set(acting.flatMap((r) => r.faulty_nodes))).toEqual(new Set([0]));
+    expect(report.census.protocols.pbft!.labels.equivocation).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -87,6 +87,23 @@ describe('corpus spec validation', () => {
     expect(rules['loads.0.cas_share']).toMatch(/writes are the rest/);
   });
 
+  it('checks clock faults and leader targets', () => {
+    const errors = fieldErrorsOf({
+      ...TINY_SPEC,
+      families: [
+        ...TINY_SPEC.families,
+        { name: 'no-clock', faults: [{ kind: 'clock_skew', skew_ms: [0, 100] }] },
+        { name: 'eq', faults: [{ kind: 'equivocation', target: 'leader' }] },
+      ],
+    });
+    expect(errors['families.3.faults.0.drift_ppm']).toMatch(/needs skew_ms or drift_ppm with a minimum above 0/);
+    // Beyond EPaxos's fault model, so left out of its runs: allowed...
+    expect(errors['families.4.faults.0.target']).toBeUndefined();
+    // ...but not when the spec takes EPaxos beyond its model.
+    const beyond = fieldErrorsOf({ ...TINY_SPEC, within_fault_model: false, families: [{ name: 'eq', faults: [{ kind: 'equivocation', target: 'leader' }] }] });
+    expect(beyond['families.0.faults.0.target']).toMatch(/EPaxos has no single leader/);
+  });
+
   it('refuses a faulty corpus with no family a protocol tolerates', () => {
     const errors = fieldErrorsOf({ ...TINY_SPEC, families: [{ name: 'eq', faults: [{ kind: 'equivocation' }] }] });
     expect(errors['families']).toMatch(/no family applies to epaxos within its fault model/);

@@ -74,19 +74,21 @@ describe('window census', () => {
   });
 
   it('counts a small run as an independent count of its records does', async () => {
-    const run = planCorpus(validateCorpusSpec(TINY_SPEC)).find((r) => r.protocol === 'epaxos' && !r.labels.fault_free)!;
+    const run = planCorpus(validateCorpusSpec(TINY_SPEC)).find((r) => r.protocol === 'pbft' && !r.labels.fault_free)!;
     const memory = new MemorySink();
     const report = await runCorpus([run], simulationRunner({ sinkFor: () => memory }));
     expect(report.failed).toEqual([]);
     // By hand: the cells of each label are the distinct (node, window) pairs of records carrying
     // it; normal cells are all cells less those holding any labelled record.
     const cell = (r: TraceRecord) => `${r.node}/${Math.floor(r.ts_us / 100_000)}`;
+    const labels = (r: TraceRecord): string[] => [...r.faults, ...(r.recovering ? ['recovering'] : [])];
     const all = new Set(memory.records.map(cell));
-    const labelled = new Set(memory.records.filter((r) => r.faults.length > 0).map(cell));
+    const labelled = new Set(memory.records.filter((r) => labels(r).length > 0).map(cell));
     const expected: Record<string, number> = { normal: all.size - labelled.size };
-    for (const kind of new Set(memory.records.flatMap((r) => r.faults))) expected[kind] = new Set(memory.records.filter((r) => r.faults.includes(kind)).map(cell)).size;
-    expect(report.census.protocols.epaxos).toEqual({ cells: all.size, labels: expected });
-    expect(Object.keys(expected).length).toBeGreaterThan(1);
+    for (const label of new Set(memory.records.flatMap(labels))) expected[label] = new Set(memory.records.filter((r) => labels(r).includes(label)).map(cell)).size;
+    expect(report.census.protocols.pbft).toEqual({ cells: all.size, labels: expected });
+    expect(Object.keys(expected).length).toBeGreaterThan(2);
+    expect(expected.recovering).toBeGreaterThan(0); // the chaos engine's flag, counted as a label
     expect(report.outcomes[0]!.records).toBe(memory.records.length);
   }, 60_000);
 
