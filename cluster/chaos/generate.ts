@@ -378,6 +378,8 @@ function drawEpisodes(spec: CorpusSpec, protocol: Protocol, rng: Rng, nodes: num
     const templates = family.faults.map((template) => ({ template, durationMs: drawInt(rng, template.duration_ms ?? e.duration_ms) }));
     drawn.push({ family, templates, spanMs: Math.max(...templates.map((t) => t.durationMs)) });
   }
+  // A family alone always fits (the faulty set has at most f nodes; a leader is one).
+  invariant(drawn.length > 0, `corpus ${spec.name}: no ${protocol} family fits within f = ${f}`);
   const room = spec.duration_ms - e.lead_ms_min - e.tail_ms_min;
   const needed = (list: readonly DrawnEpisode[]) => list.reduce((sum, d) => sum + d.spanMs, 0) + (list.length - 1) * e.gap_ms_min;
   while (drawn.length > 1 && needed(drawn) > room) drawn.pop();
