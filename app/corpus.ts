@@ -114,6 +114,8 @@ export interface CorpusCommandOptions {
   readonly json: boolean;
   /** Open the pipeline only when ingesting (opening it starts the store and the collector). */
   readonly openPipeline?: () => Promise<Pipeline>;
+  /** Without a pipeline: the runner to use (default: sequential, in process; e.g. `poolRunner`). */
+  readonly runner?: CorpusRunner;
   readonly write: (text: string) => void;
 }
 
@@ -129,7 +131,7 @@ export async function generateCorpus(options: CorpusCommandOptions): Promise<Cor
   writeCorpusFiles(out, jobs);
   if (!options.json) options.write(`${planText(spec, source, plan, out)}\n`);
   const pipeline = options.openPipeline === undefined ? undefined : await options.openPipeline();
-  const runner = pipeline === undefined ? simulationRunner() : ingestRunner(pipeline);
+  const runner = pipeline === undefined ? (options.runner ?? simulationRunner()) : ingestRunner(pipeline);
   const progress = options.json ? undefined : progressReporter({ label: `corpus ${spec.name}` });
   let report: CorpusReport;
   try {
