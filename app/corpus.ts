@@ -86,7 +86,7 @@ export interface CorpusManifest {
   readonly spec: CorpusSpec;
   readonly runs: number;
   readonly plan: Record<string, CorpusPlanSummary>;
-  readonly report?: Omit<CorpusReport, 'outcomes'> & { readonly outcomes: readonly Omit<CorpusReport['outcomes'][number], 'census'>[] };
+  readonly report?: CorpusReport;
 }
 
 export function writeManifest(out: string, manifest: CorpusManifest): void {
@@ -141,7 +141,8 @@ export async function generateCorpus(options: CorpusCommandOptions): Promise<Cor
     progress?.stop();
     await pipeline?.close();
   }
-  writeManifest(out, { corpus: spec.name, source, spec, runs: jobs.length, plan, report: { ...report, outcomes: report.outcomes.map(({ census: _census, ...rest }) => rest) } });
+  // Each outcome keeps its own census: windows per label per run, for evaluation split by run.
+  writeManifest(out, { corpus: spec.name, source, spec, runs: jobs.length, plan, report });
   if (!options.json) {
     const where = pipeline === undefined ? 'simulated, not ingested (--no-ingest)' : `ingested into ${pipeline.store.location}`;
     options.write(`\n${formatCensus(report.census)}\n\n${jobs.length} runs, ${report.records.toLocaleString('en-US')} records ${where}\n`);
