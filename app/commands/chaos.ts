@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
@@ -14,7 +15,8 @@ import { loadScenarioFile, type FaultSpec } from '../../cluster/chaos/scenario.t
 import { listScenarios, protocolByName, scenarioPath } from '../../cluster/protocols.ts';
 import { runSimulation, type RunResult } from '../../cluster/run.ts';
 import { contextOf, integerOption } from '../cli.ts';
-import { generateCorpus, planText, writeCorpusFiles, writeManifest } from '../corpus.ts';
+import { RunPool } from '../../cluster/run-pool.ts';
+import { generateCorpus, planText, poolRunner, writeCorpusFiles, writeManifest } from '../corpus.ts';
 import { progressReporter } from '../corpus-progress.ts';
 import { Pipeline } from '../pipeline.ts';
 
@@ -91,13 +93,12 @@ export function registerChaosCommands(program: Command): void {
     .option('-o, --out <dir>', 'where to write the scenario files, labels.json and corpus.json (default .lattice/corpus, with --corpus .lattice/corpus/<name>)')
     .option('--duration-ms <n>', 'length of each run (overrides the spec\'s duration_ms; episodes keep their own durations)', integerOption('--duration-ms', 1))
     .option('--limit <n>', 'only the first N runs of the corpus (the same runs as in the whole corpus)', integerOption('--limit', 1))
-    .option('--workers <n>', 'simulations in parallel (pending the worker pool: runs are sequential for now)', integerOption('--workers', 1), 1)
+    .option('--workers <n>', 'with --corpus and --no-ingest: simulations in parallel, one worker process each', integerOption('--workers', 1), 1)
     .option('--no-ingest', 'simulate, check and count windows, but do not ship the traces into the store')
     .option('--no-run', 'only write the scenario files and labels')
     .option('--json', 'print a JSON summary instead of a progress bar and tables')
     .action(async (options: GenerateFlags, command: Command) => {
       const { config, logger } = contextOf(command);
-      if (options.workers > 1) process.stderr.write(`--workers ${options.workers}: the worker pool is not there yet; running sequentially\n`);
       if (options.corpus !== undefined) {
         for (const flag of ['count', 'seed'] as const) {
           if (command.getOptionValueSource(flag) === 'cli') throw new ValidationError('command line', [{ path: `--${flag}`, message: 'a corpus file declares its own seeds and counts; drop it or --corpus' }]);
@@ -151,15 +152,28 @@ async function generateFromSpec(options: GenerateFlags & { corpus: string }, con
     write(options.json ? `${JSON.stringify({ corpus: spec.name, out, runs: jobs.length, plan })}\n` : `${planText(spec, options.corpus, plan, out)}\n`);
     return;
   }
-  const { report, store } = await generateCorpus({
-    spec,
-    source: options.corpus,
-    jobs,
-    out,
-    json: options.json === true,
-    ...(options.ingest && { openPipeline: () => Pipeline.open(config, logger) }),
-    write,
-  });
+  // Worker processes simulate and count; the records stay in them, so only without ingesting
+  // (the in-process transport cannot reach another process's collector).
+  if (options.workers > 1 && options.ingest) process.stderr.write(`--workers ${options.workers} applies with --no-ingest (records stay in the worker processes); ingesting runs one at a time\n`);
+  const pool = options.workers > 1 && !options.ingest ? new RunPool({ workers: options.workers }) : undefined;
+  const censusDir = pool === undefined ? undefined : mkdtempSync(join(tmpdir(), 'lattice-census-'));
+  let result: Awaited<ReturnType<typeof generateCorpus>>;
+  try {
+    result = await generateCorpus({
+      spec,
+      source: options.corpus,
+      jobs,
+      out,
+      json: options.json === true,
+      ...(options.ingest && { openPipeline: () => Pipeline.open(config, logger) }),
+      ...(pool !== undefined && censusDir !== undefined && { runner: poolRunner(pool, censusDir) }),
+      write,
+    });
+  } finally {
+    await pool?.close();
+    if (censusDir !== undefined) rmSync(censusDir, { recursive: true, force: true });
+  }
+  const { report, store } = result;
   if (options.json) {
     const { outcomes, ...totals } = report;
     write(`${JSON.stringify({ corpus: spec.name, out, runs: jobs.length, plan: summarizePlan(jobs), ...totals, failed: report.failed.map((r) => r.replay), ...(store !== undefined && { store }), outcomes: outcomes.map(({ census: _census, ...rest }) => rest) })}\n`);

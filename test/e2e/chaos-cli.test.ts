@@ -66,7 +66,7 @@ describe('lattice chaos (end to end)', () => {
     expect((failure as { stderr: string }).stderr).toMatch(/faults\.0\.rate: rate: expected a number <= 1/);
   }, 60_000);
 
-  it('generates a corpus from a spec: plan, non-TTY progress with ETA, a census per label, the same traces again', async () => {
+  it('generates a corpus from a spec: plan, non-TTY progress with ETA, a census per label, the same traces again in worker processes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lattice-spec-'));
     const file = join(dir, 'tiny.yaml');
     writeFileSync(file, toYaml(TINY_SPEC));
@@ -95,8 +95,8 @@ describe('lattice chaos (end to end)', () => {
     expect(manifest.report.outcomes.every((o) => o.ok)).toBe(true);
     const faultKinds = new Set(labels[2]!.episodes.flatMap((e) => e.kinds));
     for (const kind of faultKinds) expect(manifest.report.census.protocols.pbft!.labels[kind]).toBeGreaterThan(0);
-    // The same spec again, as JSON: the same traces.
-    const again = JSON.parse((await lattice([...args.slice(0, -2), '--limit', '3', '--json', '--out', join(dir, 'again')])).stdout) as { outcomes: Array<{ trace_hash: string }>; census: unknown; failed: string[] };
+    // The same spec again, as JSON, through two worker processes: the same traces and census.
+    const again = JSON.parse((await lattice([...args.slice(0, -2), '--limit', '3', '--json', '--workers', '2', '--out', join(dir, 'again')])).stdout) as { outcomes: Array<{ trace_hash: string }>; census: unknown; failed: string[] };
     expect(again.failed).toEqual([]);
     expect(again.outcomes.map((o) => o.trace_hash)).toEqual(manifest.report.outcomes.map((o) => o.trace_hash));
     expect(again.census).toEqual(manifest.report.census);
