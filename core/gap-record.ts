@@ -10,7 +10,7 @@
  * a contiguous run reports it once. The id is deterministic, so a redelivered gap collapses.
  */
 import { z } from 'zod';
-import type { FieldError } from './errors.ts';
+import { fieldErrorsOf } from './field-errors.ts';
 import type { ValidationResult } from './trace-schema.ts';
 
 export const GAP_SCHEMA_VERSION = 1;
@@ -76,5 +76,5 @@ export function claimsToBeGap(value: unknown): boolean {
 export function validateGapRecord(input: unknown): ValidationResult<GapRecord> {
   const parsed = gapRecordSchema.safeParse(input);
   if (parsed.success) return { ok: true, value: parsed.data };
-  return { ok: false, errors: parsed.error.issues.map((issue): FieldError => ({ path: issue.path.map(String).join('.'), message: issue.message })) };
+  return { ok: false, errors: fieldErrorsOf(parsed.error.issues, input) };
 }

@@ -11,7 +11,8 @@
  * the same key as its node's transitions and lands in `metrics_snapshots`.
  */
 import { field, fieldNamesOf, jsonEncoderOf, zodObjectOf, type FieldTable, type RecordOf } from './record-fields.ts';
-import { FAULT_KINDS, fieldErrorsOf, PROTOCOLS, type ValidationResult } from './trace-schema.ts';
+import { fieldErrorsOf } from './field-errors.ts';
+import { FAULT_KINDS, PROTOCOLS, type ValidationResult } from './trace-schema.ts';
 
 export const SNAPSHOT_SCHEMA_VERSION = 1;
 /** The discriminator: trace records have no `record_type`; gaps say `gap`, snapshots `metrics`. */

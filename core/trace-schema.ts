@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { FieldError } from './errors.ts';
+import { fieldErrorsOf } from './field-errors.ts';
 import { field, fieldNamesOf, jsonEncoderOf, zodObjectOf, type FieldTable, type RecordOf } from './record-fields.ts';
 
 /** 2: byzantine_altered and recovering (issue 14). */
@@ -100,27 +101,6 @@ export function validateTraceRecord(input: unknown): ValidationResult<TraceRecor
   const parsed = traceRecordSchema.safeParse(input);
   if (parsed.success) return { ok: true, value: parsed.data as TraceRecord };
   return { ok: false, errors: fieldErrorsOf(parsed.error.issues, input) };
-}
-
-/** zod's issues as field errors: a path and a reason each, with "is required" for a missing field. */
-export function fieldErrorsOf(issues: readonly z.core.$ZodIssue[], input: unknown): FieldError[] {
-  return issues.map((issue) => issueToFieldError(issue, input));
-}
-
-function issueToFieldError(issue: z.core.$ZodIssue, input: unknown): FieldError {
-  const path = issue.path.map(String).join('.');
-  if (issue.code === 'unrecognized_keys') return { path: path || issue.keys.join(','), message: `unknown field(s): ${issue.keys.join(', ')}` };
-  if (issue.code === 'invalid_type' && issue.path.length > 0 && !hasPath(input, issue.path)) return { path, message: 'is required' };
-  return { path, message: issue.message };
-}
-
-function hasPath(value: unknown, path: readonly PropertyKey[]): boolean {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return false;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current !== undefined;
 }
 
 export function eventIdOf(runId: string, node: number, nodeSeq: number): string {

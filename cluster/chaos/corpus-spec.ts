@@ -8,6 +8,7 @@
  * Ranges are written `[min, max]`, `{ min, max }` or as one number (a fixed value). docs/corpus.md
  * is the reference.
  */
+import { fieldErrorsOf } from '../../core/field-errors.ts';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -273,7 +274,7 @@ export function validateCorpusSpec(input: unknown, source = 'input', overrides: 
   const document = overrides.durationMs !== undefined && typeof input === 'object' && input !== null ? { ...input, duration_ms: overrides.durationMs } : input;
   const parsed = corpusSpecSchema.safeParse(document);
   if (parsed.success) return parsed.data;
-  throw new ValidationError(`corpus spec ${source}`, parsed.error.issues.map((issue) => toFieldError(issue, document)));
+  throw new ValidationError(`corpus spec ${source}`, fieldErrorsOf(parsed.error.issues, document));
 }
 
 export function parseCorpusSpec(text: string, source = 'input', overrides: SpecOverrides = {}): CorpusSpec {
@@ -304,26 +305,3 @@ function uniqueNames(items: readonly { name: string }[], path: string[], issue: 
   });
 }
 
-function toFieldError(issue: z.core.$ZodIssue, input: unknown): FieldError {
-  const path = issue.path.map(String).join('.');
-  if (issue.code === 'unrecognized_keys') {
-    return { path: [path, ...issue.keys].filter(Boolean).join('.'), message: `unknown field(s): ${issue.keys.join(', ')}` };
-  }
-  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && valueAt(input, issue.path) === undefined) return { path, message: 'is required' };
-  if (issue.code === 'invalid_union') {
-    // A range (number | [min, max]) or the seeds (object | list): a branch whose input had the
-    // right shape says what is wrong inside it, better than the union's "expected A or B".
-    const branch = issue.errors.find((issues) => issues.length > 0 && !(issues[0]!.code === 'invalid_type' && issues[0]!.path.length === 0));
-    if (branch !== undefined) return toFieldError({ ...branch[0]!, path: [...issue.path, ...branch[0]!.path] }, input);
-  }
-  return { path, message: issue.message };
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let current: unknown = input;
-  for (const key of path) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
-}

@@ -3,6 +3,7 @@
  * fault schedule. Validated with zod into a typed Scenario; every problem is reported with the
  * field it concerns (ScenarioError.fieldErrors), e.g. `faults.2.rate: expected a number <= 1`.
  */
+import { fieldErrorsOf } from '../../core/field-errors.ts';
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -153,7 +154,7 @@ export type ScenarioInput = z.input<typeof scenarioSchema>;
 export function validateScenario(input: unknown, source = 'input'): Scenario {
   const parsed = scenarioSchema.safeParse(input);
   if (parsed.success) return parsed.data;
-  throw new ScenarioError(source, parsed.error.issues.map((issue) => toFieldError(issue, input)));
+  throw new ScenarioError(source, fieldErrorsOf(parsed.error.issues, input));
 }
 
 /** Parses YAML or JSON text (YAML is a superset of JSON). */
@@ -174,22 +175,3 @@ export function loadScenarioFile(path: string): Scenario {
   return parseScenario(readFileSync(path, 'utf8'), path, basename(path, extname(path)));
 }
 
-function toFieldError(issue: z.core.$ZodIssue, input: unknown): FieldError {
-  const path = issue.path.map(String).join('.');
-  if (issue.code === 'unrecognized_keys') {
-    return { path: [path, ...issue.keys].filter(Boolean).join('.'), message: `unknown field(s): ${issue.keys.join(', ')}` };
-  }
-  if (issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) return { path, message: 'is required' };
-  return { path, message: issue.message };
-}
-
-export const SCENARIO_FAULT_KINDS: readonly FaultKind[] = FAULT_KINDS;
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let current: unknown = input;
-  for (const key of path) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
-}

@@ -23,7 +23,7 @@
 import { invariant } from '../../core/errors.ts';
 import type { NodeId } from '../protocol.ts';
 import type { ExecutedOp } from '../state/verified-state-machine.ts';
-import { describeRequest, sameRequest, type SafetyViolation, type SafetyViolationKind } from './safety.ts';
+import { describeRequest, keyDivergenceMessage, sameRequest, type SafetyViolation, type SafetyViolationKind } from './safety.ts';
 
 export interface ExecutedMonitorOptions {
   /** Compare positions across replicas (PBFT's total order); per key and exactly-once always. */
@@ -249,9 +249,7 @@ export class ExecutedMonitor {
       otherPosition: index,
       request: op,
       otherRequest: reference.op,
-      message:
-        `key ${JSON.stringify(key)}, operation #${index} on it: node ${node} executed ${describeRequest(op)} ` +
-        `(position ${op.position}) but node ${reference.node} executed ${describeRequest(reference.op)} (position ${reference.op.position})`,
+      message: keyDivergenceMessage(key, index, node, op, reference.node, reference.op),
     });
   }
 }

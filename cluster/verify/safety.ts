@@ -179,9 +179,7 @@ export function checkPerKeyOrder(logs: NodeLogs): SafetyViolation[] {
           otherPosition: index,
           request: op,
           otherRequest: reference.op,
-          message:
-            `key ${JSON.stringify(key)}, operation #${index} on it: node ${node} executed ${describeRequest(op)} ` +
-            `(position ${op.position}) but node ${reference.node} executed ${describeRequest(reference.op)} (position ${reference.op.position})`,
+          message: keyDivergenceMessage(key, index, node, op, reference.node, reference.op),
         });
       }
     }
@@ -229,4 +227,12 @@ export function checkSafety(logs: NodeLogs, options: SafetyCheckOptions): Safety
     ...checkPerKeyOrder(logs),
     ...checkExactlyOnce(logs),
   ];
+}
+
+/** What two replicas did differently at the same operation on a key (both checkers say it so). */
+export function keyDivergenceMessage(key: string, index: number, node: NodeId, op: ExecutedOp, otherNode: NodeId, otherOp: ExecutedOp): string {
+  return (
+    `key ${JSON.stringify(key)}, operation #${index} on it: node ${node} executed ${describeRequest(op)} ` +
+    `(position ${op.position}) but node ${otherNode} executed ${describeRequest(otherOp)} (position ${otherOp.position})`
+  );
 }
