@@ -1,7 +1,7 @@
 /**
- * zod's issues as field errors — a path and a reason each — the one conversion every validator
- * here uses (records, scenarios, corpus specifications, configuration of gaps), so an error
- * reads the same wherever the input came from.
+ * zod's issues as field errors — a path and a reason each — the one conversion the input
+ * validators use (trace records, metrics snapshots, gap records, scenarios, corpus
+ * specifications), so an error reads the same wherever the input came from.
  */
 import type { z } from 'zod';
 import type { FieldError } from './errors.ts';
