@@ -59,6 +59,8 @@ export class CollectorMetrics {
     collector.on('gaps_stored', (gaps) => {
       for (const gap of gaps) gapRecords.inc({ reason: gap.reason }, gap.records);
     });
+    const snapshots = new Counter({ name: 'lattice_collector_snapshots_stored_total', help: 'Metrics snapshots stored (core/metrics-snapshot.ts).', registers });
+    collector.on('snapshots_stored', (stored) => snapshots.inc(stored.length));
     new Gauge({
       name: 'lattice_collector_duplicates_skipped',
       help: 'Records skipped because the store already held them with the same contents (redeliveries).',

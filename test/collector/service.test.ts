@@ -2,6 +2,7 @@
  * The collector service (what `lattice collect` runs) on the in-process transport and the
  * embedded engine: ingest, features refreshed, Prometheus metrics scraped, graceful stop.
  */
+import { makeSnapshot } from '../support/snapshots.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchingProducerSink, ProducerCounters } from '../../collector/producer-sink.ts';
 import { runCollectorService, type CollectorServiceHandle } from '../../collector/run.ts';
@@ -63,6 +64,7 @@ describe('collector service (in-process transport, embedded store)', () => {
     const sink = new BatchingProducerSink(producer, { topic: config.transport.topic, batchRecordsMax: 200, counters: producerCounters });
     const records = makeRecords('svc-run', 2_000, 4);
     await sink.write(records);
+    await sink.writeSnapshots([0, 1, 2].map((snap_seq) => makeSnapshot({ run_id: 'svc-run', node: 1, snap_seq })));
     await sink.flush();
     await producer.send(config.transport.topic, [{ key: 'bad', value: '{"truncated": ' }]);
 
@@ -89,7 +91,10 @@ describe('collector service (in-process transport, embedded store)', () => {
     const text = await res.text();
     expect(metric(text, 'lattice_collector_consumer_lag')).toBe(0);
     expect(metric(text, 'lattice_collector_records_stored_total')).toBe(records.length);
-    expect(metric(text, 'lattice_collector_records_consumed_total')).toBe(records.length + 1);
+    // Consumed counts every line read: the records, the three snapshots, the bad message.
+    expect(metric(text, 'lattice_collector_records_consumed_total')).toBe(records.length + 3 + 1);
+    expect(metric(text, 'lattice_collector_snapshots_stored_total')).toBe(3);
+    expect(sink.stats).toMatchObject({ snapshotsSent: 3, snapshotsDropped: 0 });
     expect(text).toMatch(/lattice_collector_records_dead_lettered_total\{reason="malformed_json",group="svc-test"\} 1/);
     expect(text).toMatch(/lattice_collector_records_dead_lettered_total\{reason="oversized",group="svc-test"\} 0/);
     expect(metric(text, 'lattice_collector_store_retries_total')).toBeGreaterThanOrEqual(2);
