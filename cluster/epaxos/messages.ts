@@ -69,6 +69,9 @@ export type SyncMessage = {
   readonly known: readonly number[];
   /** Highest j such that the sender has committed every instance 0..j, per space. */
   readonly committedPrefix: readonly number[];
+  /** Highest j such that the sender has executed every instance 0..j, per space: below what every
+   * replica executed, instances are garbage-collected (gc-watermark.ts). */
+  readonly executedPrefix: readonly number[];
   mac?: string;
 };
 
@@ -116,7 +119,7 @@ export function isCommand(v: unknown): v is Command {
 export function parseMessage(m: Message, n: number): EpaxosMessage | null {
   if (!isInt(m.from, 0) || m.from >= n) return null;
   if (m.type === 'SYNC') {
-    return isDeps(m.known, n) && isDeps(m.committedPrefix, n) ? (m as unknown as SyncMessage) : null;
+    return isDeps(m.known, n) && isDeps(m.committedPrefix, n) && isDeps(m.executedPrefix, n) ? (m as unknown as SyncMessage) : null;
   }
   if (!isInt(m.ballot, 0) || !isInt(m.replica, 0) || m.replica >= n || !isInt(m.instance, 0)) return null;
   switch (m.type) {

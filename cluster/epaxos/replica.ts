@@ -6,6 +6,11 @@
  * `start()` re-arms the single tick that drives retransmission, recovery and anti-entropy: every
  * quarter timeout while the replica has work, every five timeouts (a SYNC to one peer) while it
  * is idle. Time and randomness come only from the env, so a seed reproduces a run.
+ *
+ * Memory is flat in run length: instances every replica has executed are garbage-collected per
+ * instance space (gc-watermark.ts), leaving a watermark `collectedUpTo`; exactly-once keeps a
+ * bounded window per client (executed-requests.ts); the per-request maps of this replica's own
+ * proposals go when their instance executes.
  */
 import {
   hasMutation,
@@ -20,6 +25,9 @@ import {
   type TimerHandle,
 } from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
+import { ExecutedRequests } from './executed-requests.ts';
+import { GcWatermark } from './gc-watermark.ts';
+import { invariant } from '../../core/errors.ts';
 import { planExecution, type ExecutionGraph } from './executor.ts';
 import type {
   AcceptMessage,
@@ -90,14 +98,18 @@ export class EpaxosReplica implements Replica {
   /** Pending executions to (re)plan: newly committed ones and those whose blocker committed. */
   private readonly toPlan: number[] = [];
   private readonly drives = new Map<number, Drive>();
-  /** Exactly-once: results of executed client requests, like PBFT's reply cache. */
-  private readonly executedRequests = new Map<string, OperationResult>();
+  /** Exactly-once: which client requests executed here, and the reply cache, per client. */
+  private readonly executedRequests = new ExecutedRequests();
   /** Requests clients sent to this replica and that it has not answered yet. */
   private readonly awaitingReply = new Map<string, number>();
-  /** This replica's own instance for each client request it proposed. */
+  /** This replica's own instance for each client request it proposed, until that instance executes. */
   private readonly proposedFor = new Map<string, InstanceId>();
-  /** Arrival time of the request behind each of this replica's own instances (latency). */
-  private readonly arrivalUs = new Map<number, number>();
+  /** Behind each of this replica's own instances not yet executed: the request, and when it
+   * arrived (latency). */
+  private readonly ownRequests = new Map<number, { readonly rk: string; readonly arrivalUs: number }>();
+  /** Per space, every instance 0..collectedUpTo[q] has been dropped (executed at every replica). */
+  private readonly collectedUpTo: number[];
+  private readonly gcWatermark: GcWatermark;
   private readonly executionGraph: ExecutionGraph;
   private tickGeneration = 0;
   private ticks = 0;
@@ -119,6 +131,8 @@ export class EpaxosReplica implements Replica {
     this.known = new Array<number>(this.n).fill(-1);
     this.committedPrefix = new Array<number>(this.n).fill(-1);
     this.executedPrefix = new Array<number>(this.n).fill(-1);
+    this.collectedUpTo = new Array<number>(this.n).fill(-1);
+    this.gcWatermark = new GcWatermark(this.n, this.id, this.executedPrefix);
     this.executionGraph = {
       n: this.n,
       record: (id) => this.record(id),
@@ -153,7 +167,8 @@ export class EpaxosReplica implements Replica {
     this.scheduleTick();
   }
 
-  /** O(replicas + drives + requests waiting here). */
+  /** O(replicas + drives + requests waiting here). logSize counts the instance records held, so
+   * after garbage collection it is the window not yet executed everywhere, not the run so far. */
   progressReport(): ReplicaProgress {
     let recovering = false;
     for (const drive of this.drives.values()) {
@@ -179,9 +194,10 @@ export class EpaxosReplica implements Replica {
   private handleClientRequest(request: ClientRequest): void {
     if (!isCommand(request) || request === null) return;
     const rk = requestKey(request.clientId, request.requestId);
-    const done = this.executedRequests.get(rk);
-    if (done !== undefined) {
-      this.reply(request, done, 0, null);
+    if (this.executedRequests.executed(request.clientId, request.requestId)) {
+      // Only the client's latest request can still be waited for; an older one is a stale resend.
+      const done = this.executedRequests.resultFor(request.clientId, request.requestId);
+      if (done !== undefined) this.reply(request, done, 0, null);
       return;
     }
     if (!this.awaitingReply.has(rk)) this.awaitingReply.set(rk, this.env.nowUs());
@@ -236,7 +252,7 @@ export class EpaxosReplica implements Replica {
     rec.preAcceptedEq = true;
     this.proposedFor.set(rk, id);
     const now = this.env.nowUs();
-    this.arrivalUs.set(this.slotKey(id), this.awaitingReply.get(rk) ?? now);
+    this.ownRequests.set(this.slotKey(id), { rk, arrivalUs: this.awaitingReply.get(rk) ?? now });
     this.env.trace({ phase: 'request', view: DEFAULT_BALLOT, seq: id.instance, leader: this.id, batchSize: 1, depsCount: depsCount(attrs.deps), latencyUs: 0 });
     const drive = this.newDrive(id, 'preaccept', DEFAULT_BALLOT, false, attrs);
     rec.votesOpenedUs = drive.phaseStartedUs;
@@ -253,6 +269,7 @@ export class EpaxosReplica implements Replica {
 
   private onPreAccept(m: PreAcceptMessage): void {
     if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
+    if (this.collected(m)) return;
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const proposal: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
@@ -355,6 +372,7 @@ export class EpaxosReplica implements Replica {
 
   private onAccept(m: AcceptMessage): void {
     if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
+    if (this.collected(m)) return;
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
@@ -413,6 +431,7 @@ export class EpaxosReplica implements Replica {
 
   /** A peer reports the instance committed; a recoverer also relays it, since others may not know. */
   private learnCommit(id: InstanceId, attrs: Attributes, ballot: number, relay: boolean): void {
+    if (this.collected(id)) return; // executed everywhere: nothing to learn, no one to tell
     const rec = this.ensureRecord(id);
     if (this.isCommitted(rec)) return;
     this.commitLocally(id, attrs, ballot);
@@ -427,7 +446,7 @@ export class EpaxosReplica implements Replica {
     rec.status = 'committed';
     rec.promised = Math.max(rec.promised, ballot);
     rec.vbal = Math.max(rec.vbal, ballot);
-    this.conflicts.record(id, attrs.cmd);
+    this.conflicts.record(id, attrs.cmd, attrs.seq);
     this.uncommitted.delete(key);
     this.drives.delete(key);
     this.pendingExecution.set(key, { rec, blockedOn: null });
@@ -439,7 +458,7 @@ export class EpaxosReplica implements Replica {
     }
     const space = this.spaces[id.replica]!;
     while (this.isCommitted(space.get(this.committedPrefix[id.replica]! + 1))) this.committedPrefix[id.replica]!++;
-    const arrival = this.arrivalUs.get(key);
+    const arrival = this.ownRequests.get(key)?.arrivalUs;
     this.traceInstance('commit', id, ballot, attrs, arrival === undefined ? null : this.env.nowUs() - arrival);
     this.executeReady();
   }
@@ -481,18 +500,30 @@ export class EpaxosReplica implements Replica {
     while (space.get(this.executedPrefix[rec.id.replica]! + 1)?.status === 'executed') this.executedPrefix[rec.id.replica]!++;
     let result: OperationResult | undefined;
     if (cmd !== null) {
-      const rk = requestKey(cmd.clientId, cmd.requestId);
       // A client that resent to another replica may have its request in two instances: run it once.
-      result = this.executedRequests.get(rk);
-      if (result === undefined) {
+      if (this.executedRequests.executed(cmd.clientId, cmd.requestId)) {
+        result = this.executedRequests.resultFor(cmd.clientId, cmd.requestId);
+      } else {
         result = this.env.stateMachine.execute(cmd.op, cmd);
-        this.executedRequests.set(rk, result);
+        this.executedRequests.record(cmd.clientId, cmd.requestId, result);
       }
     }
-    const arrival = this.arrivalUs.get(key);
-    this.traceInstance('execute', rec.id, rec.vbal, rec.attrs, arrival === undefined ? null : this.env.nowUs() - arrival);
-    if (cmd !== null && result !== undefined && this.awaitingReply.has(requestKey(cmd.clientId, cmd.requestId))) {
-      this.reply(cmd, result, Math.max(0, rec.vbal), rec.id);
+    const own = this.ownRequests.get(key);
+    if (own !== undefined) {
+      this.ownRequests.delete(key);
+      // Our proposal for the request is over (it ran, or lost its slot to a no-op, in which case a
+      // retransmission proposes it afresh, as `lostToNoop` did while the record was held).
+      const mine = this.proposedFor.get(own.rk);
+      if (mine !== undefined && mine.replica === rec.id.replica && mine.instance === rec.id.instance) this.proposedFor.delete(own.rk);
+    }
+    this.traceInstance('execute', rec.id, rec.vbal, rec.attrs, own === undefined ? null : this.env.nowUs() - own.arrivalUs);
+    if (cmd !== null) {
+      const rk = requestKey(cmd.clientId, cmd.requestId);
+      if (this.awaitingReply.has(rk)) {
+        // No result: an older duplicate of a request the client has moved past; no one waits for it.
+        if (result !== undefined) this.reply(cmd, result, Math.max(0, rec.vbal), rec.id);
+        else this.awaitingReply.delete(rk);
+      }
     }
   }
 
@@ -539,6 +570,7 @@ export class EpaxosReplica implements Replica {
 
   private onPrepare(m: PrepareMessage): void {
     if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
+    if (this.collected(m)) return;
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const ok = this.isCommitted(rec) || m.ballot >= rec.promised;
@@ -653,10 +685,11 @@ export class EpaxosReplica implements Replica {
     }
     if (idle) this.sendIdleSync();
     else if (this.ticks % TICKS_PER_TIMEOUT === 0) this.broadcastSync();
+    this.collectGarbage();
   }
 
   private syncMessage(): SyncMessage {
-    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix] };
+    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix], executedPrefix: [...this.executedPrefix] };
     return this.env.auth.sign(msg) as SyncMessage;
   }
 
@@ -676,9 +709,12 @@ export class EpaxosReplica implements Replica {
 
   private onSync(m: SyncMessage): void {
     for (let q = 0; q < this.n; q++) this.noteKnown(q, m.known[q]!);
+    this.gcWatermark.report(m.from, m.executedPrefix);
     let budget = COMMITS_PER_SYNC;
     for (let q = 0; q < this.n && budget > 0; q++) {
-      for (let j = m.committedPrefix[q]! + 1; j <= this.known[q]! && budget > 0; j++) {
+      // Below collectedUpTo the sender has executed everything already (it reported so), unless
+      // this SYNC is an old one overtaken by newer reports: nothing to send there either way.
+      for (let j = Math.max(m.committedPrefix[q]!, this.collectedUpTo[q]!) + 1; j <= this.known[q]! && budget > 0; j++) {
         const rec = this.record({ replica: q, instance: j });
         if (rec === undefined || !this.isCommitted(rec) || rec.attrs === null) continue;
         const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
@@ -686,6 +722,39 @@ export class EpaxosReplica implements Replica {
         budget--;
       }
     }
+    this.collectGarbage();
+  }
+
+  /**
+   * Drops, per space, the instance records below what every replica has executed. What stays is
+   * the watermark `collectedUpTo`, and what it answers for a dropped instance:
+   * - a PRE_ACCEPT, ACCEPT or PREPARE for it is ignored (`collected()`), never given a fresh
+   *   placeholder: a placeholder is an uncommitted instance that recovery could fill with a
+   *   no-op or another command. Ignoring is safe (it is a lost message) and costs no liveness:
+   *   its sender executed the instance too, so no drive of it is waiting (commits end drives).
+   * - a COMMIT (or a reply carrying one) is ignored: it is committed and executed here already.
+   * - dependencies on it are satisfied: execution skips below the executed prefix, which is at
+   *   least the watermark, and the conflict index keeps its seq (conflicts.ts).
+   * - SYNC catch-up never needs it: every replica has committed it.
+   */
+  private collectGarbage(): void {
+    for (let q = 0; q < this.n; q++) {
+      const floor = this.gcWatermark.floor(q);
+      const from = this.collectedUpTo[q]!;
+      if (floor <= from) continue;
+      const space = this.spaces[q]!;
+      for (let j = from + 1; j <= floor; j++) {
+        const rec = space.get(j);
+        invariant(rec !== undefined && rec.status === 'executed', `EPaxos GC: instance ${q}.${j} below every replica's executed prefix is ${rec?.status ?? 'missing'} here`);
+        space.delete(j);
+      }
+      this.collectedUpTo[q] = floor;
+    }
+  }
+
+  /** The instance was garbage-collected: executed at every replica (see collectGarbage). */
+  private collected(id: InstanceId): boolean {
+    return id.instance <= this.collectedUpTo[id.replica]!;
   }
 
   // ---- Instance bookkeeping ----------------------------------------------------------------
@@ -702,6 +771,8 @@ export class EpaxosReplica implements Replica {
   private ensureRecord(id: InstanceId): InstanceRecord {
     const existing = this.record(id);
     if (existing !== undefined) return existing;
+    // A placeholder below the watermark is the one thing GC must never allow (collectGarbage).
+    invariant(!this.collected(id), `EPaxos: a fresh record for garbage-collected instance ${id.replica}.${id.instance}`);
     this.noteKnown(id.replica, id.instance);
     return this.record(id) ?? this.placeholder({ replica: id.replica, instance: id.instance });
   }
@@ -749,7 +820,7 @@ export class EpaxosReplica implements Replica {
     rec.vbal = ballot;
     rec.preAcceptedEq = false;
     this.promise(rec, ballot);
-    this.conflicts.record(rec.id, attrs.cmd);
+    this.conflicts.record(rec.id, attrs.cmd, attrs.seq);
     this.progress(rec);
   }
 
