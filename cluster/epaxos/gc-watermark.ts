@@ -1,7 +1,10 @@
 /**
  * How far each instance space can be garbage-collected: below what *every* replica has executed
- * (the Go implementation's per-space "executed up to", learnt here from the SYNC messages the
- * replicas already exchange). An instance every replica executed is one no replica will ever
+ * (the Go implementation's per-space "executed up to"). Replicas report their executed prefix in
+ * SYNC and in every PRE_ACCEPT_REPLY, so a command leader knows everyone's within a round trip;
+ * the leader's resulting watermark rides on its COMMITs, so the others learn it as fast (a fact
+ * about every replica stays true when relayed). SYNC alone would leave the window held as long
+ * as an idle SYNC takes to reach every peer (seconds at the baseline load). An instance every replica executed is one no replica will ever
  * need again: no one recovers it (recovery is for uncommitted instances), no one asks for its
  * commit (SYNC catch-up starts above the asker's committed prefix, which is at least its executed
  * one), and dependencies on it are satisfied (execution skips below the executed prefix).
@@ -16,6 +19,8 @@
 export class GcWatermark {
   /** executed[r][q]: the highest executed prefix of space q that replica r reported. */
   private readonly executed: number[][];
+  /** Per space, the highest watermark a peer told us (COMMIT's executedEverywhere). */
+  private readonly relayed: number[];
 
   constructor(
     private readonly n: number,
@@ -24,6 +29,7 @@ export class GcWatermark {
     private readonly ownExecuted: readonly number[],
   ) {
     this.executed = Array.from({ length: n }, () => new Array<number>(n).fill(-1));
+    this.relayed = new Array<number>(n).fill(-1);
   }
 
   /** A peer's SYNC: its executed prefix per space. */
@@ -36,14 +42,25 @@ export class GcWatermark {
     }
   }
 
-  /** Highest j such that every replica has executed q.0..q.j (-1: none). */
+  /** A peer's watermark: every replica executed up to it, per space. */
+  relay(executedEverywhere: readonly number[]): void {
+    for (let q = 0; q < this.n; q++) {
+      const told = executedEverywhere[q] ?? -1;
+      if (told > this.relayed[q]!) this.relayed[q] = told;
+    }
+  }
+
+  /** Highest j such that every replica has executed q.0..q.j (-1: none), and never above what
+   * this replica executed itself: what it drops, it has run (also after an amnesiac restart,
+   * when relayed facts about its former self no longer hold). */
   floor(q: number): number {
-    let floor = this.ownExecuted[q] ?? -1;
+    const own = this.ownExecuted[q] ?? -1;
+    let reported = own;
     for (let r = 0; r < this.n; r++) {
       if (r === this.self) continue;
-      const reported = this.executed[r]![q]!;
-      if (reported < floor) floor = reported;
+      const theirs = this.executed[r]![q]!;
+      if (theirs < reported) reported = theirs;
     }
-    return floor;
+    return Math.min(own, Math.max(reported, this.relayed[q]!));
   }
 }

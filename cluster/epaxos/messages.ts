@@ -24,7 +24,12 @@ type Proposal = InstanceMessage & {
 
 export type PreAcceptMessage = Proposal & { readonly type: 'PRE_ACCEPT' };
 export type AcceptMessage = Proposal & { readonly type: 'ACCEPT' };
-export type CommitMessage = Proposal & { readonly type: 'COMMIT' };
+export type CommitMessage = Proposal & {
+  readonly type: 'COMMIT';
+  /** The sender's GC watermark: per space, every replica has executed 0..j (gc-watermark.ts).
+   * Commits go to everyone, so this spreads what leaders learn from the replies below. */
+  readonly executedEverywhere: readonly number[];
+};
 export type PrepareMessage = InstanceMessage & { readonly type: 'PREPARE' };
 
 export type PreAcceptReplyMessage = InstanceMessage & {
@@ -39,6 +44,9 @@ export type PreAcceptReplyMessage = InstanceMessage & {
   readonly deps: readonly number[];
   /** The replier's attributes differ from the proposal (it knew of more conflicts). */
   readonly changed: boolean;
+  /** The replier's executed prefix per space: every replica answers every pre-accept, so a
+   * command leader hears everyone's often, even from replicas that lead nothing. */
+  readonly executedPrefix: readonly number[];
 };
 
 export type AcceptReplyMessage = InstanceMessage & {
@@ -125,12 +133,13 @@ export function parseMessage(m: Message, n: number): EpaxosMessage | null {
   switch (m.type) {
     case 'PRE_ACCEPT':
     case 'ACCEPT':
-    case 'COMMIT':
       return isCommand(m.cmd) && isInt(m.seq, 0) && isDeps(m.deps, n) ? (m as unknown as EpaxosMessage) : null;
+    case 'COMMIT':
+      return isCommand(m.cmd) && isInt(m.seq, 0) && isDeps(m.deps, n) && isDeps(m.executedEverywhere, n) ? (m as unknown as CommitMessage) : null;
     case 'PREPARE':
       return m as unknown as PrepareMessage;
     case 'PRE_ACCEPT_REPLY':
-      return isBool(m.ok) && isInt(m.promised, 0) && isBool(m.committed) && isBool(m.changed) && isCommand(m.cmd) && isInt(m.seq, 0) && isDeps(m.deps, n)
+      return isBool(m.ok) && isInt(m.promised, 0) && isBool(m.committed) && isBool(m.changed) && isCommand(m.cmd) && isInt(m.seq, 0) && isDeps(m.deps, n) && isDeps(m.executedPrefix, n)
         ? (m as unknown as PreAcceptReplyMessage)
         : null;
     case 'ACCEPT_REPLY':

@@ -303,6 +303,7 @@ export class EpaxosReplica implements Replica {
       seq: attrs.seq,
       deps: [...attrs.deps],
       changed: !sameAttributes(attrs, proposal),
+      executedPrefix: [...this.executedPrefix],
     };
     this.env.send(m.from, this.env.auth.sign(reply));
     this.traceInstance('pre_accept_reply', m, m.ballot, attrs);
@@ -310,6 +311,8 @@ export class EpaxosReplica implements Replica {
 
   private onPreAcceptReply(m: PreAcceptReplyMessage): void {
     this.timeVote(m);
+    this.gcWatermark.report(m.from, m.executedPrefix);
+    this.collectGarbage();
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (m.committed) return this.learnCommit(m, attrs, m.ballot, true);
     const drive = this.drives.get(this.slotKey(m));
@@ -379,8 +382,7 @@ export class EpaxosReplica implements Replica {
     // Never vote for a committed instance: a stale proposer (say a leader back from a partition)
     // would count the vote for its own value. Tell it the committed value instead.
     if (this.isCommitted(rec) && rec.attrs !== null) {
-      const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
-      this.env.send(m.from, this.env.auth.sign(msg));
+      this.env.send(m.from, this.env.auth.sign(this.commitMessage(rec.id, rec.attrs, Math.max(0, rec.vbal))));
       return;
     }
     const ok = m.ballot >= rec.promised;
@@ -421,12 +423,17 @@ export class EpaxosReplica implements Replica {
   }
 
   private broadcastCommit(id: InstanceId, attrs: Attributes, ballot: number): void {
-    const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot, replica: id.replica, instance: id.instance, cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps] };
-    this.env.broadcast(this.env.auth.sign(msg));
+    this.env.broadcast(this.env.auth.sign(this.commitMessage(id, attrs, ballot)));
+  }
+
+  private commitMessage(id: InstanceId, attrs: Attributes, ballot: number): CommitMessage {
+    return { type: 'COMMIT', from: this.id, ballot, replica: id.replica, instance: id.instance, cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps], executedEverywhere: [...this.collectedUpTo] };
   }
 
   private onCommit(m: CommitMessage): void {
     this.learnCommit(m, { cmd: m.cmd, seq: m.seq, deps: m.deps }, m.ballot, false);
+    this.gcWatermark.relay(m.executedEverywhere);
+    this.collectGarbage();
   }
 
   /** A peer reports the instance committed; a recoverer also relays it, since others may not know. */
@@ -717,8 +724,7 @@ export class EpaxosReplica implements Replica {
       for (let j = Math.max(m.committedPrefix[q]!, this.collectedUpTo[q]!) + 1; j <= this.known[q]! && budget > 0; j++) {
         const rec = this.record({ replica: q, instance: j });
         if (rec === undefined || !this.isCommitted(rec) || rec.attrs === null) continue;
-        const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
-        this.env.send(m.from, this.env.auth.sign(msg));
+        this.env.send(m.from, this.env.auth.sign(this.commitMessage(rec.id, rec.attrs, Math.max(0, rec.vbal))));
         budget--;
       }
     }

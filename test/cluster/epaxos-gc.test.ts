@@ -77,8 +77,10 @@ describe('EPaxos garbage collection', () => {
     cluster.inject(0, node1.sign({ type: 'PREPARE', from: 1, ballot: 4, ...about }));
     cluster.inject(0, node1.sign({ type: 'PRE_ACCEPT', from: 1, ballot: 0, ...about, cmd: evil, seq: 1, deps: [-1, -1, -1] }));
     cluster.inject(0, node1.sign({ type: 'ACCEPT', from: 1, ballot: 4, ...about, cmd: evil, seq: 1, deps: [-1, -1, -1] }));
-    cluster.inject(0, node1.sign({ type: 'COMMIT', from: 1, ballot: 4, ...about, cmd: evil, seq: 1, deps: [-1, -1, -1] }));
+    cluster.inject(0, node1.sign({ type: 'COMMIT', from: 1, ballot: 4, ...about, cmd: evil, seq: 1, deps: [-1, -1, -1], executedEverywhere: [-1, -1, -1] }));
     cluster.runFor(50_000);
+    // Well-formed and authentic: none was refused, each was looked at and let go.
+    expect(cluster.rejections.filter((r) => r.node === 0)).toEqual([]);
     const after = progress(cluster, 0);
     expect(after.logSize).toBe(before.logSize);
     expect(after.backlog).toBe(0);
