@@ -21,6 +21,15 @@ import { invariant } from '../../core/errors.ts';
 /** Request ids start here (the id before the first one is the initial floor). */
 const FIRST_REQUEST_ID = 1;
 
+/** One client's window as a snapshot carries it (state transfer). */
+export type ClientWindowState = {
+  readonly clientId: number;
+  readonly floor: number;
+  readonly above: readonly number[];
+  readonly lastId: number;
+  readonly lastResult: OperationResult;
+};
+
 interface ClientWindow {
   /** Every request id ≤ floor has executed here. */
   floor: number;
@@ -62,6 +71,17 @@ export class ExecutedRequests {
       window.lastId = requestId;
       window.lastResult = result;
     }
+  }
+
+  /** Every client's window, for a state transfer. */
+  export(): ClientWindowState[] {
+    return [...this.byClient].map(([clientId, w]) => ({ clientId, floor: w.floor, above: [...w.above], lastId: w.lastId, lastResult: w.lastResult }));
+  }
+
+  /** Replaces every window with a snapshot's (whose state covers everything executed here). */
+  restore(windows: readonly ClientWindowState[]): void {
+    this.byClient.clear();
+    for (const w of windows) this.byClient.set(w.clientId, { floor: w.floor, above: new Set(w.above), lastId: w.lastId, lastResult: w.lastResult });
   }
 
   /** Ids held above the floors, over all clients (what the window costs beyond one entry per client). */

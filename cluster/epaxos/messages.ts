@@ -4,7 +4,8 @@
  * `parseMessage` checks the shape of anything that arrives, so a malformed message from a faulty
  * node is dropped instead of throwing inside the replica.
  */
-import type { ClientRequest, Message, NodeId } from '../protocol.ts';
+import type { ClientRequest, Message, NodeId, StateSnapshot } from '../protocol.ts';
+import type { ClientWindowState } from './executed-requests.ts';
 import type { Command, InstanceStatus } from './types.ts';
 
 // Type aliases, not interfaces: only aliases are assignable to Message's index signature.
@@ -83,6 +84,36 @@ export type SyncMessage = {
   mac?: string;
 };
 
+/** One executed instance, as a snapshot carries it. */
+export type ExecutedInstance = {
+  readonly replica: NodeId;
+  readonly instance: number;
+  readonly ballot: number;
+  readonly cmd: Command;
+  readonly seq: number;
+  readonly deps: readonly number[];
+};
+
+/**
+ * State transfer, for a replica that needs instances its peers have garbage-collected (it lost
+ * its state: an amnesiac restart, outside EPaxos's fault model). The sender's state machine with
+ * exactly what produced it: every instance up to `collectedUpTo` (dropped), and `executed`, every
+ * executed instance it still holds (which covers the rest of its executed prefix and the ones
+ * executed out of order above it).
+ */
+export type SnapshotMessage = {
+  readonly type: 'SNAPSHOT';
+  readonly from: NodeId;
+  readonly state: StateSnapshot;
+  readonly collectedUpTo: readonly number[];
+  readonly executedPrefix: readonly number[];
+  readonly known: readonly number[];
+  readonly executed: readonly ExecutedInstance[];
+  /** The exactly-once windows (executed-requests.ts), per client. */
+  readonly requests: readonly ClientWindowState[];
+  mac?: string;
+};
+
 export type EpaxosMessage =
   | PreAcceptMessage
   | PreAcceptReplyMessage
@@ -91,7 +122,8 @@ export type EpaxosMessage =
   | CommitMessage
   | PrepareMessage
   | PrepareReplyMessage
-  | SyncMessage;
+  | SyncMessage
+  | SnapshotMessage;
 
 export const VOTE_TYPES: ReadonlySet<string> = new Set(['PRE_ACCEPT_REPLY', 'ACCEPT_REPLY', 'PREPARE_REPLY']);
 
@@ -123,9 +155,33 @@ export function isCommand(v: unknown): v is Command {
   }
 }
 
+function isOperationResult(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return (r.value === null || typeof r.value === 'string') && isBool(r.applied);
+}
+
+function isSnapshotShape(m: Message, n: number): boolean {
+  const state = m.state as { entries?: unknown } | undefined;
+  if (typeof state !== 'object' || state === null || !Array.isArray(state.entries)) return false;
+  if (!state.entries.every((e: unknown) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string')) return false;
+  if (!isDeps(m.collectedUpTo, n) || !isDeps(m.executedPrefix, n) || !isDeps(m.known, n)) return false;
+  if (!Array.isArray(m.executed) || !Array.isArray(m.requests)) return false;
+  const executedOk = m.executed.every((e: unknown) => {
+    const x = e as Record<string, unknown> | null;
+    return typeof x === 'object' && x !== null && isInt(x.replica, 0) && (x.replica as number) < n && isInt(x.instance, 0) && isInt(x.ballot, 0) && isCommand(x.cmd) && isInt(x.seq, 0) && isDeps(x.deps, n);
+  });
+  const requestsOk = m.requests.every((w: unknown) => {
+    const x = w as Record<string, unknown> | null;
+    return typeof x === 'object' && x !== null && isInt(x.clientId, 0) && isInt(x.floor, 0) && Array.isArray(x.above) && x.above.every((id) => isInt(id, 0)) && isInt(x.lastId, -1) && isOperationResult(x.lastResult);
+  });
+  return executedOk && requestsOk;
+}
+
 /** Returns the typed message, or null when its shape is wrong for a cluster of n replicas. */
 export function parseMessage(m: Message, n: number): EpaxosMessage | null {
   if (!isInt(m.from, 0) || m.from >= n) return null;
+  if (m.type === 'SNAPSHOT') return isSnapshotShape(m, n) ? (m as unknown as SnapshotMessage) : null;
   if (m.type === 'SYNC') {
     return isDeps(m.known, n) && isDeps(m.committedPrefix, n) && isDeps(m.executedPrefix, n) ? (m as unknown as SyncMessage) : null;
   }

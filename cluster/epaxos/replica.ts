@@ -22,6 +22,7 @@ import {
   type Replica,
   type ReplicaEnv,
   type ReplicaProgress,
+  type RequestOrigin,
   type TimerHandle,
 } from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
@@ -38,6 +39,7 @@ import type {
   PreAcceptReplyMessage,
   PrepareMessage,
   PrepareReplyMessage,
+  SnapshotMessage,
   SyncMessage,
 } from './messages.ts';
 import { isCommand, parseMessage } from './messages.ts';
@@ -110,6 +112,8 @@ export class EpaxosReplica implements Replica {
   /** Per space, every instance 0..collectedUpTo[q] has been dropped (executed at every replica). */
   private readonly collectedUpTo: number[];
   private readonly gcWatermark: GcWatermark;
+  /** When this replica last sent each peer a snapshot (state transfer is rate-limited per peer). */
+  private readonly snapshotSentUs = new Map<NodeId, number>();
   private readonly executionGraph: ExecutionGraph;
   private tickGeneration = 0;
   private ticks = 0;
@@ -238,6 +242,8 @@ export class EpaxosReplica implements Replica {
         return this.onPrepareReply(m);
       case 'SYNC':
         return this.onSync(m);
+      case 'SNAPSHOT':
+        return this.onSnapshot(m);
     }
   }
 
@@ -534,7 +540,7 @@ export class EpaxosReplica implements Replica {
     }
   }
 
-  private reply(request: ClientRequest, result: OperationResult, ballot: number, instance: InstanceId | null): void {
+  private reply(request: RequestOrigin, result: OperationResult, ballot: number, instance: InstanceId | null): void {
     const rk = requestKey(request.clientId, request.requestId);
     const arrival = this.awaitingReply.get(rk);
     this.awaitingReply.delete(rk);
@@ -717,6 +723,7 @@ export class EpaxosReplica implements Replica {
   private onSync(m: SyncMessage): void {
     for (let q = 0; q < this.n; q++) this.noteKnown(q, m.known[q]!);
     this.gcWatermark.report(m.from, m.executedPrefix);
+    if (this.needsSnapshot(m.executedPrefix)) this.sendSnapshot(m.from);
     let budget = COMMITS_PER_SYNC;
     for (let q = 0; q < this.n && budget > 0; q++) {
       // Below collectedUpTo the sender has executed everything already (it reported so), unless
@@ -756,6 +763,125 @@ export class EpaxosReplica implements Replica {
       }
       this.collectedUpTo[q] = floor;
     }
+  }
+
+  // ---- State transfer (a replica that lost what everyone else collected) --------------------
+
+  /** A peer's executed prefix below our watermark: it lacks instances only a snapshot can give.
+   * Never in EPaxos's fault model (the watermark is below every replica's report), so this is a
+   * replica that lost its state; an old SYNC overtaken by newer ones can look the same, and the
+   * snapshot it brings is then ignored (onSnapshot), so sends are rate-limited per peer. */
+  private needsSnapshot(peerExecuted: readonly number[]): boolean {
+    for (let q = 0; q < this.n; q++) if (peerExecuted[q]! < this.collectedUpTo[q]!) return true;
+    return false;
+  }
+
+  private sendSnapshot(to: NodeId): void {
+    const now = this.env.nowUs();
+    const last = this.snapshotSentUs.get(to);
+    if (last !== undefined && now - last < this.options.timeoutUs * TICKS_PER_TIMEOUT) return;
+    this.snapshotSentUs.set(to, now);
+    const executed: SnapshotMessage['executed'][number][] = [];
+    for (const space of this.spaces) {
+      for (const rec of space.values()) {
+        if (rec.status !== 'executed' || rec.attrs === null) continue;
+        executed.push({ replica: rec.id.replica, instance: rec.id.instance, ballot: Math.max(0, rec.vbal), cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] });
+      }
+    }
+    const msg: SnapshotMessage = {
+      type: 'SNAPSHOT',
+      from: this.id,
+      state: this.env.stateMachine.snapshot(),
+      collectedUpTo: [...this.collectedUpTo],
+      executedPrefix: [...this.executedPrefix],
+      known: [...this.known],
+      executed,
+      requests: this.executedRequests.export(),
+    };
+    this.env.send(to, this.env.auth.sign(msg));
+  }
+
+  /**
+   * Installs a peer's snapshot when we need it (it collected something we have not executed) and
+   * it covers everything we executed (restoring its state must not undo one of our executions;
+   * a later snapshot will cover it, since what we executed is committed and the peer executes it
+   * too). Then we hold what the peer held: its executed instances, its watermark, its exactly-once
+   * windows, and our pending work is re-planned on top.
+   */
+  private onSnapshot(m: SnapshotMessage): void {
+    let needed = false;
+    for (let q = 0; q < this.n; q++) if (m.collectedUpTo[q]! > this.executedPrefix[q]!) needed = true;
+    if (!needed) return;
+    const theirs = new Set<number>();
+    for (const e of m.executed) theirs.add(this.slotKey(e));
+    for (let q = 0; q < this.n; q++) {
+      for (const [j, rec] of this.spaces[q]!) {
+        if (rec.status === 'executed' && j > m.executedPrefix[q]! && !theirs.has(this.slotKey(rec.id))) return;
+      }
+    }
+    this.env.stateMachine.restore(m.state);
+    this.executedRequests.restore(m.requests);
+    // Our own space: never reuse an instance number the cluster has heard of.
+    this.nextInstance = Math.max(this.nextInstance, m.known[this.id]! + 1);
+    for (let q = 0; q < this.n; q++) {
+      const floor = Math.max(this.collectedUpTo[q]!, m.collectedUpTo[q]!);
+      for (const j of [...this.spaces[q]!.keys()]) if (j <= floor) this.forget({ replica: q, instance: j });
+      this.collectedUpTo[q] = floor;
+      if (this.known[q]! < floor) this.known[q] = floor;
+      if (this.executedPrefix[q]! < floor) this.executedPrefix[q] = floor;
+      if (this.committedPrefix[q]! < floor) this.committedPrefix[q] = floor;
+    }
+    this.gcWatermark.relay(m.collectedUpTo);
+    for (const e of m.executed) {
+      if (this.collected(e)) continue;
+      this.noteKnown(e.replica, e.instance);
+      const rec = this.record(e) ?? this.placeholder({ replica: e.replica, instance: e.instance });
+      const key = this.slotKey(e);
+      rec.attrs = { cmd: e.cmd, seq: e.seq, deps: e.deps };
+      rec.status = 'executed';
+      rec.promised = Math.max(rec.promised, e.ballot);
+      rec.vbal = Math.max(rec.vbal, e.ballot);
+      this.conflicts.record(rec.id, e.cmd, e.seq);
+      this.uncommitted.delete(key);
+      this.pendingExecution.delete(key);
+      this.drives.delete(key);
+    }
+    for (let q = 0; q < this.n; q++) {
+      const space = this.spaces[q]!;
+      while (space.get(this.executedPrefix[q]! + 1)?.status === 'executed') this.executedPrefix[q]!++;
+      if (this.committedPrefix[q]! < this.executedPrefix[q]!) this.committedPrefix[q] = this.executedPrefix[q]!;
+      while (this.isCommitted(space.get(this.committedPrefix[q]! + 1))) this.committedPrefix[q]!++;
+    }
+    for (const [key, own] of [...this.ownRequests]) {
+      const rec = this.spaces[this.id]!.get((key - this.id) / this.n);
+      if (rec !== undefined && rec.status !== 'executed') continue;
+      this.ownRequests.delete(key);
+      const mine = this.proposedFor.get(own.rk);
+      if (mine !== undefined && this.slotKey(mine) === key) this.proposedFor.delete(own.rk);
+    }
+    // Requests waiting here that the snapshot says ran: answer the latest, forget older ones.
+    for (const rk of [...this.awaitingReply.keys()]) {
+      const [clientId, requestId] = rk.split(':').map(Number) as [number, number];
+      if (!this.executedRequests.executed(clientId, requestId)) continue;
+      const result = this.executedRequests.resultFor(clientId, requestId);
+      if (result !== undefined) this.reply({ clientId, requestId }, result, 0, null);
+      else this.awaitingReply.delete(rk);
+    }
+    // Everything still pending is planned again: some of what it waited for came with the snapshot.
+    this.waitingOn.clear();
+    this.toPlan.length = 0;
+    for (const key of this.pendingExecution.keys()) this.toPlan.push(key);
+    this.executeReady();
+    this.collectGarbage();
+  }
+
+  /** Drops our record of an instance a snapshot covers, with whatever work it had. */
+  private forget(id: InstanceId): void {
+    const key = this.slotKey(id);
+    this.spaces[id.replica]!.delete(id.instance);
+    this.uncommitted.delete(key);
+    this.pendingExecution.delete(key);
+    this.drives.delete(key);
   }
 
   /** The instance was garbage-collected: executed at every replica (see collectGarbage). */

@@ -96,8 +96,8 @@ class TestNode implements ReplicaEnv {
   readonly f: number;
   readonly rng: Rng;
   readonly auth;
-  readonly stateMachine = new LoggingStateMachine();
-  readonly replica: Replica;
+  stateMachine = new LoggingStateMachine();
+  replica: Replica;
   crashed = false;
   private readonly timers = new Map<number, QueuedEvent>();
   private nextTimer = 1;
@@ -105,13 +105,19 @@ class TestNode implements ReplicaEnv {
   constructor(
     readonly id: NodeId,
     private readonly cluster: TestCluster,
-    options: ProtocolOptions,
+    private readonly options: ProtocolOptions,
   ) {
     this.replicas = cluster.replicaIds;
     this.f = Math.floor((cluster.replicaIds.length - 1) / 2);
     this.rng = cluster.rng.fork(`node-${id}`);
     this.auth = createAuthenticator('test-cluster-secret', id, cluster.replicaIds.length);
     this.replica = epaxosProtocol.createReplica(this, options);
+  }
+
+  /** Back with an empty disk: a new replica and state machine, as on first boot. */
+  loseState(): void {
+    this.stateMachine = new LoggingStateMachine();
+    this.replica = epaxosProtocol.createReplica(this, this.options);
   }
 
   nowUs(): number {
@@ -346,9 +352,10 @@ export class TestCluster {
     this.node(id).crash();
   }
 
-  restart(id: NodeId): void {
+  restart(id: NodeId, { amnesia = false }: { amnesia?: boolean } = {}): void {
     const node = this.node(id);
     node.crashed = false;
+    if (amnesia) node.loseState();
     node.replica.start();
   }
 
