@@ -97,15 +97,17 @@ export type ExecutedInstance = {
 /**
  * State transfer, for a replica that needs instances its peers have garbage-collected (it lost
  * its state: an amnesiac restart, outside EPaxos's fault model). The sender's state machine with
- * exactly what produced it: every instance up to `collectedUpTo` (dropped), and `executed`, every
- * executed instance it still holds (which covers the rest of its executed prefix and the ones
- * executed out of order above it).
+ * exactly what produced it: every instance of its `executedPrefix`, and `executed`, the instances
+ * it executed out of order above that prefix.
  */
 export type SnapshotMessage = {
   readonly type: 'SNAPSHOT';
   readonly from: NodeId;
   readonly state: StateSnapshot;
+  /** The sender's GC watermark (every replica executed up to it). */
   readonly collectedUpTo: readonly number[];
+  /** Below this the sender holds no record: it cannot send those commits, only this snapshot. */
+  readonly droppedUpTo: readonly number[];
   readonly executedPrefix: readonly number[];
   readonly known: readonly number[];
   readonly executed: readonly ExecutedInstance[];
@@ -165,7 +167,7 @@ function isSnapshotShape(m: Message, n: number): boolean {
   const state = m.state as { entries?: unknown } | undefined;
   if (typeof state !== 'object' || state === null || !Array.isArray(state.entries)) return false;
   if (!state.entries.every((e: unknown) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string')) return false;
-  if (!isDeps(m.collectedUpTo, n) || !isDeps(m.executedPrefix, n) || !isDeps(m.known, n)) return false;
+  if (!isDeps(m.collectedUpTo, n) || !isDeps(m.droppedUpTo, n) || !isDeps(m.executedPrefix, n) || !isDeps(m.known, n)) return false;
   if (!Array.isArray(m.executed) || !Array.isArray(m.requests)) return false;
   const executedOk = m.executed.every((e: unknown) => {
     const x = e as Record<string, unknown> | null;

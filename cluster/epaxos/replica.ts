@@ -109,8 +109,12 @@ export class EpaxosReplica implements Replica {
   /** Behind each of this replica's own instances not yet executed: the request, and when it
    * arrived (latency). */
   private readonly ownRequests = new Map<number, { readonly rk: string; readonly arrivalUs: number }>();
-  /** Per space, every instance 0..collectedUpTo[q] has been dropped (executed at every replica). */
+  /** Per space, every replica has executed 0..collectedUpTo[q] (the GC watermark: a fact about
+   * all replicas, so it may be relayed). */
   private readonly collectedUpTo: number[];
+  /** Per space, no record is held for 0..droppedUpTo[q] (≥ collectedUpTo): collected, or executed
+   * here through an installed snapshot's state. Only ours to act on, never relayed. */
+  private readonly droppedUpTo: number[];
   private readonly gcWatermark: GcWatermark;
   /** When this replica last sent each peer a snapshot (state transfer is rate-limited per peer). */
   private readonly snapshotSentUs = new Map<NodeId, number>();
@@ -136,6 +140,7 @@ export class EpaxosReplica implements Replica {
     this.committedPrefix = new Array<number>(this.n).fill(-1);
     this.executedPrefix = new Array<number>(this.n).fill(-1);
     this.collectedUpTo = new Array<number>(this.n).fill(-1);
+    this.droppedUpTo = new Array<number>(this.n).fill(-1);
     this.gcWatermark = new GcWatermark(this.n, this.id, this.executedPrefix);
     this.executionGraph = {
       n: this.n,
@@ -726,9 +731,9 @@ export class EpaxosReplica implements Replica {
     if (this.needsSnapshot(m.executedPrefix)) this.sendSnapshot(m.from);
     let budget = COMMITS_PER_SYNC;
     for (let q = 0; q < this.n && budget > 0; q++) {
-      // Below collectedUpTo the sender has executed everything already (it reported so), unless
-      // this SYNC is an old one overtaken by newer reports: nothing to send there either way.
-      for (let j = Math.max(m.committedPrefix[q]!, this.collectedUpTo[q]!) + 1; j <= this.known[q]! && budget > 0; j++) {
+      // Nothing is held below droppedUpTo; in the model the sender executed all of it already (it
+      // reported so) unless this SYNC is an old one, else it needs a snapshot (needsSnapshot).
+      for (let j = Math.max(m.committedPrefix[q]!, this.droppedUpTo[q]!) + 1; j <= this.known[q]! && budget > 0; j++) {
         const rec = this.record({ replica: q, instance: j });
         if (rec === undefined || !this.isCommitted(rec) || rec.attrs === null) continue;
         this.env.send(m.from, this.env.auth.sign(this.commitMessage(rec.id, rec.attrs, Math.max(0, rec.vbal))));
@@ -753,15 +758,15 @@ export class EpaxosReplica implements Replica {
   private collectGarbage(): void {
     for (let q = 0; q < this.n; q++) {
       const floor = this.gcWatermark.floor(q);
-      const from = this.collectedUpTo[q]!;
-      if (floor <= from) continue;
+      if (floor <= this.collectedUpTo[q]!) continue;
+      this.collectedUpTo[q] = floor;
       const space = this.spaces[q]!;
-      for (let j = from + 1; j <= floor; j++) {
+      for (let j = this.droppedUpTo[q]! + 1; j <= floor; j++) {
         const rec = space.get(j);
         invariant(rec !== undefined && rec.status === 'executed', `EPaxos GC: instance ${q}.${j} below every replica's executed prefix is ${rec?.status ?? 'missing'} here`);
         space.delete(j);
       }
-      this.collectedUpTo[q] = floor;
+      if (floor > this.droppedUpTo[q]!) this.droppedUpTo[q] = floor;
     }
   }
 
@@ -772,7 +777,7 @@ export class EpaxosReplica implements Replica {
    * replica that lost its state; an old SYNC overtaken by newer ones can look the same, and the
    * snapshot it brings is then ignored (onSnapshot), so sends are rate-limited per peer. */
   private needsSnapshot(peerExecuted: readonly number[]): boolean {
-    for (let q = 0; q < this.n; q++) if (peerExecuted[q]! < this.collectedUpTo[q]!) return true;
+    for (let q = 0; q < this.n; q++) if (peerExecuted[q]! < this.droppedUpTo[q]!) return true;
     return false;
   }
 
@@ -781,10 +786,12 @@ export class EpaxosReplica implements Replica {
     const last = this.snapshotSentUs.get(to);
     if (last !== undefined && now - last < this.options.timeoutUs * TICKS_PER_TIMEOUT) return;
     this.snapshotSentUs.set(to, now);
+    // The state covers the executed prefix; above it, the instances executed out of order (few:
+    // so a snapshot is the state machine plus a handful of instances, whatever the lag).
     const executed: SnapshotMessage['executed'][number][] = [];
     for (const space of this.spaces) {
       for (const rec of space.values()) {
-        if (rec.status !== 'executed' || rec.attrs === null) continue;
+        if (rec.status !== 'executed' || rec.attrs === null || rec.id.instance <= this.executedPrefix[rec.id.replica]!) continue;
         executed.push({ replica: rec.id.replica, instance: rec.id.instance, ballot: Math.max(0, rec.vbal), cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] });
       }
     }
@@ -793,6 +800,7 @@ export class EpaxosReplica implements Replica {
       from: this.id,
       state: this.env.stateMachine.snapshot(),
       collectedUpTo: [...this.collectedUpTo],
+      droppedUpTo: [...this.droppedUpTo],
       executedPrefix: [...this.executedPrefix],
       known: [...this.known],
       executed,
@@ -810,11 +818,13 @@ export class EpaxosReplica implements Replica {
    */
   private onSnapshot(m: SnapshotMessage): void {
     let needed = false;
-    for (let q = 0; q < this.n; q++) if (m.collectedUpTo[q]! > this.executedPrefix[q]!) needed = true;
+    for (let q = 0; q < this.n; q++) if (m.droppedUpTo[q]! > this.executedPrefix[q]!) needed = true;
     if (!needed) return;
     const theirs = new Set<number>();
     for (const e of m.executed) theirs.add(this.slotKey(e));
     for (let q = 0; q < this.n; q++) {
+      // What we hold no record of we executed too: the snapshot's state must include it.
+      if (this.droppedUpTo[q]! > m.executedPrefix[q]!) return;
       for (const [j, rec] of this.spaces[q]!) {
         if (rec.status === 'executed' && j > m.executedPrefix[q]! && !theirs.has(this.slotKey(rec.id))) return;
       }
@@ -824,12 +834,14 @@ export class EpaxosReplica implements Replica {
     // Our own space: never reuse an instance number the cluster has heard of.
     this.nextInstance = Math.max(this.nextInstance, m.known[this.id]! + 1);
     for (let q = 0; q < this.n; q++) {
-      const floor = Math.max(this.collectedUpTo[q]!, m.collectedUpTo[q]!);
-      for (const j of [...this.spaces[q]!.keys()]) if (j <= floor) this.forget({ replica: q, instance: j });
-      this.collectedUpTo[q] = floor;
-      if (this.known[q]! < floor) this.known[q] = floor;
-      if (this.executedPrefix[q]! < floor) this.executedPrefix[q] = floor;
-      if (this.committedPrefix[q]! < floor) this.committedPrefix[q] = floor;
+      // The state covers the sender's executed prefix: we hold no record below it any more.
+      const base = m.executedPrefix[q]!;
+      for (const j of [...this.spaces[q]!.keys()]) if (j <= base) this.forget({ replica: q, instance: j });
+      if (this.collectedUpTo[q]! < m.collectedUpTo[q]!) this.collectedUpTo[q] = m.collectedUpTo[q]!;
+      if (this.droppedUpTo[q]! < base) this.droppedUpTo[q] = base;
+      if (this.known[q]! < base) this.known[q] = base;
+      if (this.executedPrefix[q]! < base) this.executedPrefix[q] = base;
+      if (this.committedPrefix[q]! < base) this.committedPrefix[q] = base;
     }
     this.gcWatermark.relay(m.collectedUpTo);
     for (const e of m.executed) {
@@ -884,9 +896,11 @@ export class EpaxosReplica implements Replica {
     this.drives.delete(key);
   }
 
-  /** The instance was garbage-collected: executed at every replica (see collectGarbage). */
+  /** No record is held for the instance and none may be made: it was garbage-collected (executed
+   * at every replica, see collectGarbage), or a snapshot installed here covers it (executed by
+   * its sender, hence committed: a message about it is answered as a lost one would be). */
   private collected(id: InstanceId): boolean {
-    return id.instance <= this.collectedUpTo[id.replica]!;
+    return id.instance <= this.droppedUpTo[id.replica]!;
   }
 
   // ---- Instance bookkeeping ----------------------------------------------------------------

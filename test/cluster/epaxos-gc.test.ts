@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../cluster/auth.ts';
+import { ExecutedRequests } from '../../cluster/epaxos/executed-requests.ts';
+import { GcWatermark } from '../../cluster/epaxos/gc-watermark.ts';
 import type { Operation } from '../../cluster/protocol.ts';
 import { TestCluster } from './epaxos-harness.ts';
 
@@ -154,10 +156,47 @@ describe('EPaxos garbage collection', () => {
     const before = progress(cluster, 0);
     const node1 = createAuthenticator('test-cluster-secret', 1, 3);
     // An empty state from "before anything": restoring it would undo every execution.
-    cluster.inject(0, node1.sign({ type: 'SNAPSHOT', from: 1, state: { entries: [] }, collectedUpTo: [-1, -1, -1], executedPrefix: [-1, -1, -1], known: [-1, -1, -1], executed: [], requests: [] }));
+    cluster.inject(0, node1.sign({ type: 'SNAPSHOT', from: 1, state: { entries: [] }, collectedUpTo: [-1, -1, -1], droppedUpTo: [-1, -1, -1], executedPrefix: [-1, -1, -1], known: [-1, -1, -1], executed: [], requests: [] }));
     cluster.runFor(50_000);
     expect(cluster.rejections.filter((r) => r.node === 0)).toEqual([]);
     expect(cluster.node(0).stateMachine.digest()).toBe(digest);
     expect(progress(cluster, 0)).toEqual(before);
+  });
+});
+
+describe('GC watermark', () => {
+  it('is the minimum over every replica, never above our own executed prefix, and only rises', () => {
+    const own = [5, 9, -1];
+    const w = new GcWatermark(3, 0, own);
+    expect([w.floor(0), w.floor(1)]).toEqual([-1, -1]); // nobody else reported yet
+    w.report(1, [7, 3, -1]);
+    w.report(2, [4, 8, -1]);
+    expect([w.floor(0), w.floor(1), w.floor(2)]).toEqual([4, 3, -1]);
+    w.report(2, [1, 1, -1]); // an old report overtaken by a newer one
+    expect([w.floor(0), w.floor(1)]).toEqual([4, 3]);
+    w.relay([6, 9, 2]); // a peer's watermark: true of everyone, but we drop only what we ran
+    expect([w.floor(0), w.floor(1), w.floor(2)]).toEqual([5, 9, -1]);
+  });
+});
+
+describe('exactly-once window', () => {
+  it('knows every executed id per client with a floor and the few executed early, and answers only the latest', () => {
+    const done = new ExecutedRequests();
+    const r = (value: string) => ({ value, applied: true });
+    done.record(7, 1, r('a'));
+    done.record(7, 3, r('c')); // executed before 2 (no conflict between them)
+    expect(done.executed(7, 2)).toBe(false);
+    expect(done.heldAboveFloor()).toBe(1);
+    expect(done.resultFor(7, 3)).toEqual(r('c'));
+    done.record(7, 2, r('b'));
+    expect([1, 2, 3].map((id) => done.executed(7, id))).toEqual([true, true, true]);
+    expect(done.heldAboveFloor()).toBe(0);
+    // Only the latest can still be waited for: an older resend is a stale duplicate.
+    expect(done.resultFor(7, 2)).toBeUndefined();
+    expect(done.resultFor(7, 3)).toEqual(r('c'));
+    expect(() => done.record(7, 2, r('again'))).toThrow(/executed twice/);
+    const copy = new ExecutedRequests();
+    copy.restore(done.export());
+    expect([copy.executed(7, 3), copy.executed(7, 4), copy.resultFor(7, 3)]).toEqual([true, false, r('c')]);
   });
 });
