@@ -10,7 +10,9 @@
  * Memory is flat in run length: instances every replica has executed are garbage-collected per
  * instance space (gc-watermark.ts), leaving a watermark `collectedUpTo`; exactly-once keeps a
  * bounded window per client (executed-requests.ts); the per-request maps of this replica's own
- * proposals go when their instance executes.
+ * proposals go when their instance executes. A replica that lost its state (an amnesiac restart,
+ * outside the fault model) can no longer rebuild from its peers' logs, so it is sent a snapshot
+ * (state transfer, onSnapshot).
  */
 import {
   hasMutation,
