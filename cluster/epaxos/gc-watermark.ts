@@ -10,11 +10,10 @@
  * one), and dependencies on it are satisfied (execution skips below the executed prefix).
  *
  * Reports only move up (max): SYNC messages can arrive out of order. A replica that stops
- * reporting (crashed, partitioned) holds the watermark at its last report, so memory grows for as
- * long as it is away, and falls again once it is back and has caught up, which it can, because
- * nothing it still needs was collected. An amnesiac restart (outside EPaxos's fault model: see
- * cluster/chaos/fault-model.ts) would need instances that are gone; it stays blocked rather than
- * execute without them (its deps vectors start at instance 0 of every space).
+ * reporting (crashed, partitioned) holds the watermark at its last report, so the others hold
+ * what it has not executed while it is away, up to EpaxosLimits.heldExecutedPerSpaceMax per space;
+ * once back it catches up from their logs, or, if they dropped past that bound (or it lost its
+ * state in an amnesiac restart), by snapshot (replica.ts onSnapshot).
  */
 export class GcWatermark {
   /** executed[r][q]: the highest executed prefix of space q that replica r reported. */

@@ -148,6 +148,37 @@ describe('EPaxos garbage collection', () => {
     expect(cluster.sentOfType('SNAPSHOT').filter((s) => s.to === 3).length).toBeGreaterThan(0);
   });
 
+  it('a long absence is bounded: past heldExecutedPerSpaceMax the others drop anyway, and the replica catches up by snapshot', () => {
+    const limits = { heldExecutedPerSpaceMax: 20 };
+    const cluster = new TestCluster({ n: 5, seed: 'gc-bounded', faults: { minDelayUs: 300, maxDelayUs: 3_000 }, limits });
+    const pump = pumpClients(cluster, 4, 60, 3); // clients 0..3 lead at nodes 0..3
+    for (let step = 0; step < 10; step++) {
+      pump();
+      cluster.runFor(50_000);
+    }
+    cluster.crash(4);
+    let heldMax = 0;
+    expect(
+      cluster.runUntil(() => {
+        for (const id of [0, 1, 2, 3]) heldMax = Math.max(heldMax, progress(cluster, id).logSize);
+        return pump();
+      }, 60_000_000),
+    ).toBe(true);
+    // Node 4 reports nothing while down, yet what the others hold stays near 4 spaces × the bound.
+    expect(heldMax).toBeLessThanOrEqual(4 * (limits.heldExecutedPerSpaceMax + 10));
+    const done = progress(cluster, 0).executed;
+    cluster.restart(4);
+    cluster.runFor(10_000_000);
+    expect(cluster.sentOfType('SNAPSHOT').filter((s) => s.to === 4).length).toBeGreaterThan(0);
+    expectSameState(cluster);
+    expect(progress(cluster, 4).executed).toBe(done);
+    for (const node of cluster.nodes) expect(progress(cluster, node.id).backlog).toBe(0);
+  });
+
+  it('refuses a limit that is not a whole number', () => {
+    expect(() => new TestCluster({ n: 3, seed: 'gc-limits', limits: { heldExecutedPerSpaceMax: -1 } })).toThrow(/heldExecutedPerSpaceMax/);
+  });
+
   it('ignores a snapshot it does not need (an old SYNC made a peer send one)', () => {
     const cluster = new TestCluster({ n: 3, seed: 'gc-snapshot-stale' });
     expect(cluster.runUntil(pumpClients(cluster, 3, 10, 2), 20_000_000)).toBe(true);
