@@ -31,22 +31,32 @@ export class GcWatermark {
     this.relayed = new Array<number>(n).fill(-1);
   }
 
-  /** A peer's SYNC: its executed prefix per space. */
-  report(from: number, executedPrefix: readonly number[]): void {
+  /** A peer's executed prefix per space (SYNC, PRE_ACCEPT_REPLY). Returns whether any rose. */
+  report(from: number, executedPrefix: readonly number[]): boolean {
     const row = this.executed[from];
-    if (row === undefined || from === this.self) return;
+    if (row === undefined || from === this.self) return false;
+    let rose = false;
     for (let q = 0; q < this.n; q++) {
       const reported = executedPrefix[q] ?? -1;
-      if (reported > row[q]!) row[q] = reported;
+      if (reported > row[q]!) {
+        row[q] = reported;
+        rose = true;
+      }
     }
+    return rose;
   }
 
-  /** A peer's watermark: every replica executed up to it, per space. */
-  relay(executedEverywhere: readonly number[]): void {
+  /** A peer's watermark: every replica executed up to it, per space. Returns whether any rose. */
+  relay(executedEverywhere: readonly number[]): boolean {
+    let rose = false;
     for (let q = 0; q < this.n; q++) {
       const told = executedEverywhere[q] ?? -1;
-      if (told > this.relayed[q]!) this.relayed[q] = told;
+      if (told > this.relayed[q]!) {
+        this.relayed[q] = told;
+        rose = true;
+      }
     }
+    return rose;
   }
 
   /** Highest j such that every replica has executed q.0..q.j (-1: none), and never above what

@@ -131,6 +131,9 @@ export class EpaxosReplica implements Replica {
    * here through an installed snapshot's state. Only ours to act on, never relayed. */
   private readonly droppedUpTo: number[];
   private readonly gcWatermark: GcWatermark;
+  /** Something collectGarbage reads rose (a report, a relayed watermark, our executed prefix):
+   * it runs on most messages, so it does nothing until then. */
+  private gcDue = false;
   /** When this replica last sent each peer a snapshot (state transfer is rate-limited per peer). */
   private readonly snapshotSentUs = new Map<NodeId, number>();
   private readonly executionGraph: ExecutionGraph;
@@ -341,7 +344,7 @@ export class EpaxosReplica implements Replica {
 
   private onPreAcceptReply(m: PreAcceptReplyMessage): void {
     this.timeVote(m);
-    this.gcWatermark.report(m.from, m.executedPrefix);
+    if (this.gcWatermark.report(m.from, m.executedPrefix)) this.gcDue = true;
     this.collectGarbage();
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (m.committed) return this.learnCommit(m, attrs, m.ballot, true);
@@ -462,7 +465,7 @@ export class EpaxosReplica implements Replica {
 
   private onCommit(m: CommitMessage): void {
     this.learnCommit(m, { cmd: m.cmd, seq: m.seq, deps: m.deps }, m.ballot, false);
-    this.gcWatermark.relay(m.executedEverywhere);
+    if (this.gcWatermark.relay(m.executedEverywhere)) this.gcDue = true;
     this.collectGarbage();
   }
 
@@ -534,7 +537,10 @@ export class EpaxosReplica implements Replica {
     rec.status = 'executed';
     this.pendingExecution.delete(key);
     const space = this.spaces[rec.id.replica]!;
-    while (space.get(this.executedPrefix[rec.id.replica]! + 1)?.status === 'executed') this.executedPrefix[rec.id.replica]!++;
+    while (space.get(this.executedPrefix[rec.id.replica]! + 1)?.status === 'executed') {
+      this.executedPrefix[rec.id.replica]!++;
+      this.gcDue = true;
+    }
     let result: OperationResult | undefined;
     if (cmd !== null) {
       // A client that resent to another replica may have its request in two instances: run it once.
@@ -746,7 +752,7 @@ export class EpaxosReplica implements Replica {
 
   private onSync(m: SyncMessage): void {
     for (let q = 0; q < this.n; q++) this.noteKnown(q, m.known[q]!);
-    this.gcWatermark.report(m.from, m.executedPrefix);
+    if (this.gcWatermark.report(m.from, m.executedPrefix)) this.gcDue = true;
     if (this.needsSnapshot(m.executedPrefix)) this.sendSnapshot(m.from);
     let budget = COMMITS_PER_SYNC;
     for (let q = 0; q < this.n && budget > 0; q++) {
@@ -775,6 +781,8 @@ export class EpaxosReplica implements Replica {
    * - SYNC catch-up never needs it: every replica has committed it.
    */
   private collectGarbage(): void {
+    if (!this.gcDue) return;
+    this.gcDue = false;
     for (let q = 0; q < this.n; q++) {
       const floor = this.gcWatermark.floor(q);
       if (floor > this.collectedUpTo[q]!) this.collectedUpTo[q] = floor;
@@ -866,6 +874,7 @@ export class EpaxosReplica implements Replica {
       if (this.committedPrefix[q]! < base) this.committedPrefix[q] = base;
     }
     this.gcWatermark.relay(m.collectedUpTo);
+    this.gcDue = true;
     for (const e of m.executed) {
       if (this.collected(e)) continue;
       this.noteKnown(e.replica, e.instance);
