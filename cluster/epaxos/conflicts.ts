@@ -17,51 +17,71 @@ export function commandsConflict(a: Command, b: Command): boolean {
   return isWrite(a.op) || isWrite(b.op);
 }
 
-/** The two highest instance numbers seen per replica: two, so an instance can leave itself out. */
-type TopTwo = [number, number];
+/**
+ * The two highest instance numbers seen per replica, with the seq each was last recorded at: two,
+ * so an instance can leave itself out; the seq, so a dependency whose record was garbage-collected
+ * (executed at every replica) still raises seq as it did before, and replicas that collected at
+ * different moments compute the same attributes (a difference would cost the fast path).
+ */
+interface TopTwo {
+  i0: number;
+  s0: number;
+  i1: number;
+  s1: number;
+}
 
 interface KeyHistory {
   readonly any: TopTwo[];
   readonly writes: TopTwo[];
 }
 
-function pushTop(top: TopTwo, instance: number): void {
-  if (instance === top[0] || instance === top[1]) return;
-  if (instance > top[0]) {
-    top[1] = top[0];
-    top[0] = instance;
-  } else if (instance > top[1]) {
-    top[1] = instance;
+function pushTop(top: TopTwo, instance: number, seq: number): void {
+  if (instance === top.i0) {
+    top.s0 = seq;
+  } else if (instance === top.i1) {
+    top.s1 = seq;
+  } else if (instance > top.i0) {
+    top.i1 = top.i0;
+    top.s1 = top.s0;
+    top.i0 = instance;
+    top.s0 = seq;
+  } else if (instance > top.i1) {
+    top.i1 = instance;
+    top.s1 = seq;
   }
-}
-
-function highestExcept(top: TopTwo, except: number): number {
-  return top[0] !== except ? top[0] : top[1];
 }
 
 /**
  * Per key and per replica, the latest instances that touched the key. With vector deps the latest
  * conflicting instance of each replica is all an instance needs to depend on.
+ *
+ * It holds no instance records, only two (instance, seq) pairs per key and replica: its size is
+ * keys × replicas whatever the run length, so garbage collection of instances leaves it alone.
+ * It does not forget a collected instance's number either: `deps[q] = j` and `deps[q] = -1` mean
+ * the same once q.j has executed everywhere, but replicas compare attributes exactly on the fast
+ * path, and they collect at different moments.
  */
 export class ConflictIndex {
   private readonly byKey = new Map<string, KeyHistory>();
 
   constructor(private readonly n: number) {}
 
-  record(id: InstanceId, cmd: Command): void {
+  /** The instance now carries `cmd` at `seq` (every vote and commit). */
+  record(id: InstanceId, cmd: Command, seq: number): void {
     if (cmd === null) return;
     const history = this.historyOf(cmd.op.key);
     const any = history.any[id.replica];
-    if (any !== undefined) pushTop(any, id.instance);
+    if (any !== undefined) pushTop(any, id.instance, seq);
     if (isWrite(cmd.op)) {
       const writes = history.writes[id.replica];
-      if (writes !== undefined) pushTop(writes, id.instance);
+      if (writes !== undefined) pushTop(writes, id.instance, seq);
     }
   }
 
   /**
    * Deps and seq for `cmd` at `self` from what this replica knows: a read depends on the latest
-   * writes, a write on the latest of anything. Seq is one above every such dependency's seq.
+   * writes, a write on the latest of anything. Seq is one above every such dependency's seq: the
+   * record's, while this replica holds it, else the one recorded here (the record was collected).
    */
   attributesFor(self: InstanceId, cmd: Command, lookup: (id: InstanceId) => InstanceRecord | undefined): { seq: number; deps: number[] } {
     const deps = emptyDeps(this.n);
@@ -73,11 +93,13 @@ export class ConflictIndex {
     for (let q = 0; q < this.n; q++) {
       const top = tops[q];
       if (top === undefined) continue;
-      const latest = q === self.replica ? highestExcept(top, self.instance) : top[0];
+      const second = q === self.replica && top.i0 === self.instance;
+      const latest = second ? top.i1 : top.i0;
       if (latest < 0) continue;
       deps[q] = latest;
       const dep = lookup({ replica: q, instance: latest });
-      if (dep?.attrs) seq = Math.max(seq, dep.attrs.seq + 1);
+      if (dep === undefined) seq = Math.max(seq, (second ? top.s1 : top.s0) + 1);
+      else if (dep.attrs) seq = Math.max(seq, dep.attrs.seq + 1);
     }
     return { seq, deps };
   }
@@ -85,7 +107,7 @@ export class ConflictIndex {
   private historyOf(key: string): KeyHistory {
     let history = this.byKey.get(key);
     if (history === undefined) {
-      const fresh = (): TopTwo[] => Array.from({ length: this.n }, (): TopTwo => [-1, -1]);
+      const fresh = (): TopTwo[] => Array.from({ length: this.n }, (): TopTwo => ({ i0: -1, s0: 0, i1: -1, s1: 0 }));
       history = { any: fresh(), writes: fresh() };
       this.byKey.set(key, history);
     }

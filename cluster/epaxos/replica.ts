@@ -6,6 +6,13 @@
  * `start()` re-arms the single tick that drives retransmission, recovery and anti-entropy: every
  * quarter timeout while the replica has work, every five timeouts (a SYNC to one peer) while it
  * is idle. Time and randomness come only from the env, so a seed reproduces a run.
+ *
+ * Memory is flat in run length: instances every replica has executed are garbage-collected per
+ * instance space (gc-watermark.ts), leaving a watermark `collectedUpTo`; exactly-once keeps a
+ * bounded window per client (executed-requests.ts); the per-request maps of this replica's own
+ * proposals go when their instance executes. A replica that lost its state (an amnesiac restart,
+ * outside the fault model) can no longer rebuild from its peers' logs, so it is sent a snapshot
+ * (state transfer, onSnapshot).
  */
 import {
   hasMutation,
@@ -17,9 +24,13 @@ import {
   type Replica,
   type ReplicaEnv,
   type ReplicaProgress,
+  type RequestOrigin,
   type TimerHandle,
 } from '../protocol.ts';
 import { ConflictIndex } from './conflicts.ts';
+import { ExecutedRequests } from './executed-requests.ts';
+import { GcWatermark } from './gc-watermark.ts';
+import { ConfigError, invariant } from '../../core/errors.ts';
 import { planExecution, type ExecutionGraph } from './executor.ts';
 import type {
   AcceptMessage,
@@ -30,6 +41,7 @@ import type {
   PreAcceptReplyMessage,
   PrepareMessage,
   PrepareReplyMessage,
+  SnapshotMessage,
   SyncMessage,
 } from './messages.ts';
 import { isCommand, parseMessage } from './messages.ts';
@@ -49,6 +61,19 @@ const MAX_BACKOFF = 8;
 /** An idle replica (no drive, no uncommitted instance, nothing waiting to execute) has only
  * anti-entropy to do: it ticks (and sends SYNC) once per this many ticks, not every tick. */
 const IDLE_TICKS = 5 * TICKS_PER_TIMEOUT;
+
+/** Bounds of one replica's memory that are not protocol options. */
+export interface EpaxosLimits {
+  /**
+   * Executed instances held per space above the GC watermark, for a replica that stopped
+   * reporting (crashed, partitioned): past it the oldest are dropped here anyway, and that replica,
+   * once back, catches up by snapshot instead of from the log. At the baseline load (about 430
+   * instances a second per space) the default is about 40 s of absence.
+   */
+  readonly heldExecutedPerSpaceMax: number;
+}
+
+export const DEFAULT_EPAXOS_LIMITS: EpaxosLimits = { heldExecutedPerSpaceMax: 16_384 };
 
 /** A proposal this replica is running for one instance, as command leader or recoverer. */
 interface Drive {
@@ -90,14 +115,27 @@ export class EpaxosReplica implements Replica {
   /** Pending executions to (re)plan: newly committed ones and those whose blocker committed. */
   private readonly toPlan: number[] = [];
   private readonly drives = new Map<number, Drive>();
-  /** Exactly-once: results of executed client requests, like PBFT's reply cache. */
-  private readonly executedRequests = new Map<string, OperationResult>();
+  /** Exactly-once: which client requests executed here, and the reply cache, per client. */
+  private readonly executedRequests = new ExecutedRequests();
   /** Requests clients sent to this replica and that it has not answered yet. */
   private readonly awaitingReply = new Map<string, number>();
-  /** This replica's own instance for each client request it proposed. */
+  /** This replica's own instance for each client request it proposed, until that instance executes. */
   private readonly proposedFor = new Map<string, InstanceId>();
-  /** Arrival time of the request behind each of this replica's own instances (latency). */
-  private readonly arrivalUs = new Map<number, number>();
+  /** Behind each of this replica's own instances not yet executed: the request, and when it
+   * arrived (latency). */
+  private readonly ownRequests = new Map<number, { readonly rk: string; readonly arrivalUs: number }>();
+  /** Per space, every replica has executed 0..collectedUpTo[q] (the GC watermark: a fact about
+   * all replicas, so it may be relayed). */
+  private readonly collectedUpTo: number[];
+  /** Per space, no record is held for 0..droppedUpTo[q] (≥ collectedUpTo): collected, or executed
+   * here through an installed snapshot's state. Only ours to act on, never relayed. */
+  private readonly droppedUpTo: number[];
+  private readonly gcWatermark: GcWatermark;
+  /** Something collectGarbage reads rose (a report, a relayed watermark, our executed prefix):
+   * it runs on most messages, so it does nothing until then. */
+  private gcDue = false;
+  /** When this replica last sent each peer a snapshot (state transfer is rate-limited per peer). */
+  private readonly snapshotSentUs = new Map<NodeId, number>();
   private readonly executionGraph: ExecutionGraph;
   private tickGeneration = 0;
   private ticks = 0;
@@ -109,7 +147,11 @@ export class EpaxosReplica implements Replica {
   constructor(
     private readonly env: ReplicaEnv,
     private readonly options: ProtocolOptions,
+    private readonly limits: EpaxosLimits = DEFAULT_EPAXOS_LIMITS,
   ) {
+    if (!Number.isInteger(limits.heldExecutedPerSpaceMax) || limits.heldExecutedPerSpaceMax < 0) {
+      throw new ConfigError([{ path: 'heldExecutedPerSpaceMax', message: `must be a whole number >= 0, got ${limits.heldExecutedPerSpaceMax}` }], 'EPaxos replica limits');
+    }
     this.n = env.replicas.length;
     this.f = env.f;
     this.id = env.id;
@@ -119,6 +161,9 @@ export class EpaxosReplica implements Replica {
     this.known = new Array<number>(this.n).fill(-1);
     this.committedPrefix = new Array<number>(this.n).fill(-1);
     this.executedPrefix = new Array<number>(this.n).fill(-1);
+    this.collectedUpTo = new Array<number>(this.n).fill(-1);
+    this.droppedUpTo = new Array<number>(this.n).fill(-1);
+    this.gcWatermark = new GcWatermark(this.n, this.id, this.executedPrefix);
     this.executionGraph = {
       n: this.n,
       record: (id) => this.record(id),
@@ -153,7 +198,8 @@ export class EpaxosReplica implements Replica {
     this.scheduleTick();
   }
 
-  /** O(replicas + drives + requests waiting here). */
+  /** O(replicas + drives + requests waiting here). logSize counts the instance records held, so
+   * after garbage collection it is the window not yet executed everywhere, not the run so far. */
   progressReport(): ReplicaProgress {
     let recovering = false;
     for (const drive of this.drives.values()) {
@@ -179,9 +225,10 @@ export class EpaxosReplica implements Replica {
   private handleClientRequest(request: ClientRequest): void {
     if (!isCommand(request) || request === null) return;
     const rk = requestKey(request.clientId, request.requestId);
-    const done = this.executedRequests.get(rk);
-    if (done !== undefined) {
-      this.reply(request, done, 0, null);
+    if (this.executedRequests.executed(request.clientId, request.requestId)) {
+      // Only the client's latest request can still be waited for; an older one is a stale resend.
+      const done = this.executedRequests.resultFor(request.clientId, request.requestId);
+      if (done !== undefined) this.reply(request, done, 0, null);
       return;
     }
     if (!this.awaitingReply.has(rk)) this.awaitingReply.set(rk, this.env.nowUs());
@@ -222,6 +269,8 @@ export class EpaxosReplica implements Replica {
         return this.onPrepareReply(m);
       case 'SYNC':
         return this.onSync(m);
+      case 'SNAPSHOT':
+        return this.onSnapshot(m);
     }
   }
 
@@ -236,7 +285,7 @@ export class EpaxosReplica implements Replica {
     rec.preAcceptedEq = true;
     this.proposedFor.set(rk, id);
     const now = this.env.nowUs();
-    this.arrivalUs.set(this.slotKey(id), this.awaitingReply.get(rk) ?? now);
+    this.ownRequests.set(this.slotKey(id), { rk, arrivalUs: this.awaitingReply.get(rk) ?? now });
     this.env.trace({ phase: 'request', view: DEFAULT_BALLOT, seq: id.instance, leader: this.id, batchSize: 1, depsCount: depsCount(attrs.deps), latencyUs: 0 });
     const drive = this.newDrive(id, 'preaccept', DEFAULT_BALLOT, false, attrs);
     rec.votesOpenedUs = drive.phaseStartedUs;
@@ -253,6 +302,7 @@ export class EpaxosReplica implements Replica {
 
   private onPreAccept(m: PreAcceptMessage): void {
     if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
+    if (this.collected(m)) return;
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const proposal: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
@@ -286,6 +336,7 @@ export class EpaxosReplica implements Replica {
       seq: attrs.seq,
       deps: [...attrs.deps],
       changed: !sameAttributes(attrs, proposal),
+      executedPrefix: [...this.executedPrefix],
     };
     this.env.send(m.from, this.env.auth.sign(reply));
     this.traceInstance('pre_accept_reply', m, m.ballot, attrs);
@@ -293,6 +344,8 @@ export class EpaxosReplica implements Replica {
 
   private onPreAcceptReply(m: PreAcceptReplyMessage): void {
     this.timeVote(m);
+    if (this.gcWatermark.report(m.from, m.executedPrefix)) this.gcDue = true;
+    this.collectGarbage();
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     if (m.committed) return this.learnCommit(m, attrs, m.ballot, true);
     const drive = this.drives.get(this.slotKey(m));
@@ -355,14 +408,14 @@ export class EpaxosReplica implements Replica {
 
   private onAccept(m: AcceptMessage): void {
     if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
+    if (this.collected(m)) return;
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const attrs: Attributes = { cmd: m.cmd, seq: m.seq, deps: m.deps };
     // Never vote for a committed instance: a stale proposer (say a leader back from a partition)
     // would count the vote for its own value. Tell it the committed value instead.
     if (this.isCommitted(rec) && rec.attrs !== null) {
-      const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
-      this.env.send(m.from, this.env.auth.sign(msg));
+      this.env.send(m.from, this.env.auth.sign(this.commitMessage(rec.id, rec.attrs, Math.max(0, rec.vbal))));
       return;
     }
     const ok = m.ballot >= rec.promised;
@@ -403,16 +456,22 @@ export class EpaxosReplica implements Replica {
   }
 
   private broadcastCommit(id: InstanceId, attrs: Attributes, ballot: number): void {
-    const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot, replica: id.replica, instance: id.instance, cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps] };
-    this.env.broadcast(this.env.auth.sign(msg));
+    this.env.broadcast(this.env.auth.sign(this.commitMessage(id, attrs, ballot)));
+  }
+
+  private commitMessage(id: InstanceId, attrs: Attributes, ballot: number): CommitMessage {
+    return { type: 'COMMIT', from: this.id, ballot, replica: id.replica, instance: id.instance, cmd: attrs.cmd, seq: attrs.seq, deps: [...attrs.deps], executedEverywhere: [...this.collectedUpTo] };
   }
 
   private onCommit(m: CommitMessage): void {
     this.learnCommit(m, { cmd: m.cmd, seq: m.seq, deps: m.deps }, m.ballot, false);
+    if (this.gcWatermark.relay(m.executedEverywhere)) this.gcDue = true;
+    this.collectGarbage();
   }
 
   /** A peer reports the instance committed; a recoverer also relays it, since others may not know. */
   private learnCommit(id: InstanceId, attrs: Attributes, ballot: number, relay: boolean): void {
+    if (this.collected(id)) return; // executed everywhere: nothing to learn, no one to tell
     const rec = this.ensureRecord(id);
     if (this.isCommitted(rec)) return;
     this.commitLocally(id, attrs, ballot);
@@ -427,7 +486,7 @@ export class EpaxosReplica implements Replica {
     rec.status = 'committed';
     rec.promised = Math.max(rec.promised, ballot);
     rec.vbal = Math.max(rec.vbal, ballot);
-    this.conflicts.record(id, attrs.cmd);
+    this.conflicts.record(id, attrs.cmd, attrs.seq);
     this.uncommitted.delete(key);
     this.drives.delete(key);
     this.pendingExecution.set(key, { rec, blockedOn: null });
@@ -439,7 +498,7 @@ export class EpaxosReplica implements Replica {
     }
     const space = this.spaces[id.replica]!;
     while (this.isCommitted(space.get(this.committedPrefix[id.replica]! + 1))) this.committedPrefix[id.replica]!++;
-    const arrival = this.arrivalUs.get(key);
+    const arrival = this.ownRequests.get(key)?.arrivalUs;
     this.traceInstance('commit', id, ballot, attrs, arrival === undefined ? null : this.env.nowUs() - arrival);
     this.executeReady();
   }
@@ -478,25 +537,40 @@ export class EpaxosReplica implements Replica {
     rec.status = 'executed';
     this.pendingExecution.delete(key);
     const space = this.spaces[rec.id.replica]!;
-    while (space.get(this.executedPrefix[rec.id.replica]! + 1)?.status === 'executed') this.executedPrefix[rec.id.replica]!++;
+    while (space.get(this.executedPrefix[rec.id.replica]! + 1)?.status === 'executed') {
+      this.executedPrefix[rec.id.replica]!++;
+      this.gcDue = true;
+    }
     let result: OperationResult | undefined;
     if (cmd !== null) {
-      const rk = requestKey(cmd.clientId, cmd.requestId);
       // A client that resent to another replica may have its request in two instances: run it once.
-      result = this.executedRequests.get(rk);
-      if (result === undefined) {
+      if (this.executedRequests.executed(cmd.clientId, cmd.requestId)) {
+        result = this.executedRequests.resultFor(cmd.clientId, cmd.requestId);
+      } else {
         result = this.env.stateMachine.execute(cmd.op, cmd);
-        this.executedRequests.set(rk, result);
+        this.executedRequests.record(cmd.clientId, cmd.requestId, result);
       }
     }
-    const arrival = this.arrivalUs.get(key);
-    this.traceInstance('execute', rec.id, rec.vbal, rec.attrs, arrival === undefined ? null : this.env.nowUs() - arrival);
-    if (cmd !== null && result !== undefined && this.awaitingReply.has(requestKey(cmd.clientId, cmd.requestId))) {
-      this.reply(cmd, result, Math.max(0, rec.vbal), rec.id);
+    const own = this.ownRequests.get(key);
+    if (own !== undefined) {
+      this.ownRequests.delete(key);
+      // Our proposal for the request is over (it ran, or lost its slot to a no-op, in which case a
+      // retransmission proposes it afresh, as `lostToNoop` did while the record was held).
+      const mine = this.proposedFor.get(own.rk);
+      if (mine !== undefined && mine.replica === rec.id.replica && mine.instance === rec.id.instance) this.proposedFor.delete(own.rk);
+    }
+    this.traceInstance('execute', rec.id, rec.vbal, rec.attrs, own === undefined ? null : this.env.nowUs() - own.arrivalUs);
+    if (cmd !== null) {
+      const rk = requestKey(cmd.clientId, cmd.requestId);
+      if (this.awaitingReply.has(rk)) {
+        // No result: an older duplicate of a request the client has moved past; no one waits for it.
+        if (result !== undefined) this.reply(cmd, result, Math.max(0, rec.vbal), rec.id);
+        else this.awaitingReply.delete(rk);
+      }
     }
   }
 
-  private reply(request: ClientRequest, result: OperationResult, ballot: number, instance: InstanceId | null): void {
+  private reply(request: RequestOrigin, result: OperationResult, ballot: number, instance: InstanceId | null): void {
     const rk = requestKey(request.clientId, request.requestId);
     const arrival = this.awaitingReply.get(rk);
     this.awaitingReply.delete(rk);
@@ -539,6 +613,7 @@ export class EpaxosReplica implements Replica {
 
   private onPrepare(m: PrepareMessage): void {
     if (!this.ownsBallot(m.from, m.ballot, m.replica)) return this.env.telemetry.rejected('wrong_view');
+    if (this.collected(m)) return;
     const rec = this.ensureRecord(m);
     this.progress(rec);
     const ok = this.isCommitted(rec) || m.ballot >= rec.promised;
@@ -653,10 +728,11 @@ export class EpaxosReplica implements Replica {
     }
     if (idle) this.sendIdleSync();
     else if (this.ticks % TICKS_PER_TIMEOUT === 0) this.broadcastSync();
+    this.collectGarbage();
   }
 
   private syncMessage(): SyncMessage {
-    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix] };
+    const msg: SyncMessage = { type: 'SYNC', from: this.id, known: [...this.known], committedPrefix: [...this.committedPrefix], executedPrefix: [...this.executedPrefix] };
     return this.env.auth.sign(msg) as SyncMessage;
   }
 
@@ -676,16 +752,186 @@ export class EpaxosReplica implements Replica {
 
   private onSync(m: SyncMessage): void {
     for (let q = 0; q < this.n; q++) this.noteKnown(q, m.known[q]!);
+    if (this.gcWatermark.report(m.from, m.executedPrefix)) this.gcDue = true;
+    if (this.needsSnapshot(m.executedPrefix)) this.sendSnapshot(m.from);
     let budget = COMMITS_PER_SYNC;
     for (let q = 0; q < this.n && budget > 0; q++) {
-      for (let j = m.committedPrefix[q]! + 1; j <= this.known[q]! && budget > 0; j++) {
+      // Nothing is held below droppedUpTo; in the model the sender executed all of it already (it
+      // reported so) unless this SYNC is an old one, else it needs a snapshot (needsSnapshot).
+      for (let j = Math.max(m.committedPrefix[q]!, this.droppedUpTo[q]!) + 1; j <= this.known[q]! && budget > 0; j++) {
         const rec = this.record({ replica: q, instance: j });
         if (rec === undefined || !this.isCommitted(rec) || rec.attrs === null) continue;
-        const msg: CommitMessage = { type: 'COMMIT', from: this.id, ballot: Math.max(0, rec.vbal), replica: rec.id.replica, instance: rec.id.instance, cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] };
-        this.env.send(m.from, this.env.auth.sign(msg));
+        this.env.send(m.from, this.env.auth.sign(this.commitMessage(rec.id, rec.attrs, Math.max(0, rec.vbal))));
         budget--;
       }
     }
+    this.collectGarbage();
+  }
+
+  /**
+   * Drops, per space, the instance records below what every replica has executed. What stays is
+   * the watermark `collectedUpTo`, and what it answers for a dropped instance:
+   * - a PRE_ACCEPT, ACCEPT or PREPARE for it is ignored (`collected()`), never given a fresh
+   *   placeholder: a placeholder is an uncommitted instance that recovery could fill with a
+   *   no-op or another command. Ignoring is safe (it is a lost message) and costs no liveness:
+   *   its sender executed the instance too, so no drive of it is waiting (commits end drives).
+   * - a COMMIT (or a reply carrying one) is ignored: it is committed and executed here already.
+   * - dependencies on it are satisfied: execution skips below the executed prefix, which is at
+   *   least the watermark, and the conflict index keeps its seq (conflicts.ts).
+   * - SYNC catch-up never needs it: every replica has committed it.
+   */
+  private collectGarbage(): void {
+    if (!this.gcDue) return;
+    this.gcDue = false;
+    for (let q = 0; q < this.n; q++) {
+      const floor = this.gcWatermark.floor(q);
+      if (floor > this.collectedUpTo[q]!) this.collectedUpTo[q] = floor;
+      // A replica that stopped reporting holds the watermark; past the bound we stop holding for
+      // it (it will need a snapshot). Never above our executed prefix: we drop only what we ran.
+      const drop = Math.max(floor, this.executedPrefix[q]! - this.limits.heldExecutedPerSpaceMax);
+      if (drop <= this.droppedUpTo[q]!) continue;
+      const space = this.spaces[q]!;
+      for (let j = this.droppedUpTo[q]! + 1; j <= drop; j++) {
+        const rec = space.get(j);
+        invariant(rec !== undefined && rec.status === 'executed', `EPaxos GC: instance ${q}.${j} below the executed prefix is ${rec?.status ?? 'missing'} here`);
+        space.delete(j);
+      }
+      this.droppedUpTo[q] = drop;
+    }
+  }
+
+  // ---- State transfer (a replica that lost what everyone else collected) --------------------
+
+  /** A peer's executed prefix below our watermark: it lacks instances only a snapshot can give.
+   * Never in EPaxos's fault model (the watermark is below every replica's report), so this is a
+   * replica that lost its state; an old SYNC overtaken by newer ones can look the same, and the
+   * snapshot it brings is then ignored (onSnapshot), so sends are rate-limited per peer. */
+  private needsSnapshot(peerExecuted: readonly number[]): boolean {
+    for (let q = 0; q < this.n; q++) if (peerExecuted[q]! < this.droppedUpTo[q]!) return true;
+    return false;
+  }
+
+  private sendSnapshot(to: NodeId): void {
+    const now = this.env.nowUs();
+    const last = this.snapshotSentUs.get(to);
+    if (last !== undefined && now - last < this.options.timeoutUs * TICKS_PER_TIMEOUT) return;
+    this.snapshotSentUs.set(to, now);
+    // The state covers the executed prefix; above it, the instances executed out of order (few:
+    // so a snapshot is the state machine plus a handful of instances, whatever the lag).
+    const executed: SnapshotMessage['executed'][number][] = [];
+    for (const space of this.spaces) {
+      for (const rec of space.values()) {
+        if (rec.status !== 'executed' || rec.attrs === null || rec.id.instance <= this.executedPrefix[rec.id.replica]!) continue;
+        executed.push({ replica: rec.id.replica, instance: rec.id.instance, ballot: Math.max(0, rec.vbal), cmd: rec.attrs.cmd, seq: rec.attrs.seq, deps: [...rec.attrs.deps] });
+      }
+    }
+    const msg: SnapshotMessage = {
+      type: 'SNAPSHOT',
+      from: this.id,
+      state: this.env.stateMachine.snapshot(),
+      collectedUpTo: [...this.collectedUpTo],
+      droppedUpTo: [...this.droppedUpTo],
+      executedPrefix: [...this.executedPrefix],
+      known: [...this.known],
+      executed,
+      requests: this.executedRequests.export(),
+    };
+    this.env.send(to, this.env.auth.sign(msg));
+  }
+
+  /**
+   * Installs a peer's snapshot when we need it (it collected something we have not executed) and
+   * it covers everything we executed (restoring its state must not undo one of our executions;
+   * a later snapshot will cover it, since what we executed is committed and the peer executes it
+   * too). Then we hold what the peer held: its executed instances, its watermark, its exactly-once
+   * windows, and our pending work is re-planned on top.
+   */
+  private onSnapshot(m: SnapshotMessage): void {
+    let needed = false;
+    for (let q = 0; q < this.n; q++) if (m.droppedUpTo[q]! > this.executedPrefix[q]!) needed = true;
+    if (!needed) return;
+    const theirs = new Set<number>();
+    for (const e of m.executed) theirs.add(this.slotKey(e));
+    for (let q = 0; q < this.n; q++) {
+      // What we hold no record of we executed too: the snapshot's state must include it.
+      if (this.droppedUpTo[q]! > m.executedPrefix[q]!) return;
+      for (const [j, rec] of this.spaces[q]!) {
+        if (rec.status === 'executed' && j > m.executedPrefix[q]! && !theirs.has(this.slotKey(rec.id))) return;
+      }
+    }
+    this.env.stateMachine.restore(m.state);
+    this.executedRequests.restore(m.requests);
+    // Our own space: never reuse an instance number the cluster has heard of.
+    this.nextInstance = Math.max(this.nextInstance, m.known[this.id]! + 1);
+    for (let q = 0; q < this.n; q++) {
+      // The state covers the sender's executed prefix: we hold no record below it any more.
+      const base = m.executedPrefix[q]!;
+      for (const j of [...this.spaces[q]!.keys()]) if (j <= base) this.forget({ replica: q, instance: j });
+      if (this.collectedUpTo[q]! < m.collectedUpTo[q]!) this.collectedUpTo[q] = m.collectedUpTo[q]!;
+      if (this.droppedUpTo[q]! < base) this.droppedUpTo[q] = base;
+      if (this.known[q]! < base) this.known[q] = base;
+      if (this.executedPrefix[q]! < base) this.executedPrefix[q] = base;
+      if (this.committedPrefix[q]! < base) this.committedPrefix[q] = base;
+    }
+    this.gcWatermark.relay(m.collectedUpTo);
+    this.gcDue = true;
+    for (const e of m.executed) {
+      if (this.collected(e)) continue;
+      this.noteKnown(e.replica, e.instance);
+      const rec = this.record(e) ?? this.placeholder({ replica: e.replica, instance: e.instance });
+      const key = this.slotKey(e);
+      rec.attrs = { cmd: e.cmd, seq: e.seq, deps: e.deps };
+      rec.status = 'executed';
+      rec.promised = Math.max(rec.promised, e.ballot);
+      rec.vbal = Math.max(rec.vbal, e.ballot);
+      this.conflicts.record(rec.id, e.cmd, e.seq);
+      this.uncommitted.delete(key);
+      this.pendingExecution.delete(key);
+      this.drives.delete(key);
+    }
+    for (let q = 0; q < this.n; q++) {
+      const space = this.spaces[q]!;
+      while (space.get(this.executedPrefix[q]! + 1)?.status === 'executed') this.executedPrefix[q]!++;
+      if (this.committedPrefix[q]! < this.executedPrefix[q]!) this.committedPrefix[q] = this.executedPrefix[q]!;
+      while (this.isCommitted(space.get(this.committedPrefix[q]! + 1))) this.committedPrefix[q]!++;
+    }
+    for (const [key, own] of [...this.ownRequests]) {
+      const rec = this.spaces[this.id]!.get((key - this.id) / this.n);
+      if (rec !== undefined && rec.status !== 'executed') continue;
+      this.ownRequests.delete(key);
+      const mine = this.proposedFor.get(own.rk);
+      if (mine !== undefined && this.slotKey(mine) === key) this.proposedFor.delete(own.rk);
+    }
+    // Requests waiting here that the snapshot says ran: answer the latest, forget older ones.
+    for (const rk of [...this.awaitingReply.keys()]) {
+      const [clientId, requestId] = rk.split(':').map(Number) as [number, number];
+      if (!this.executedRequests.executed(clientId, requestId)) continue;
+      const result = this.executedRequests.resultFor(clientId, requestId);
+      if (result !== undefined) this.reply({ clientId, requestId }, result, 0, null);
+      else this.awaitingReply.delete(rk);
+    }
+    // Everything still pending is planned again: some of what it waited for came with the snapshot.
+    this.waitingOn.clear();
+    this.toPlan.length = 0;
+    for (const key of this.pendingExecution.keys()) this.toPlan.push(key);
+    this.executeReady();
+    this.collectGarbage();
+  }
+
+  /** Drops our record of an instance a snapshot covers, with whatever work it had. */
+  private forget(id: InstanceId): void {
+    const key = this.slotKey(id);
+    this.spaces[id.replica]!.delete(id.instance);
+    this.uncommitted.delete(key);
+    this.pendingExecution.delete(key);
+    this.drives.delete(key);
+  }
+
+  /** No record is held for the instance and none may be made: it was garbage-collected (executed
+   * at every replica, see collectGarbage), or a snapshot installed here covers it (executed by
+   * its sender, hence committed: a message about it is answered as a lost one would be). */
+  private collected(id: InstanceId): boolean {
+    return id.instance <= this.droppedUpTo[id.replica]!;
   }
 
   // ---- Instance bookkeeping ----------------------------------------------------------------
@@ -702,6 +948,8 @@ export class EpaxosReplica implements Replica {
   private ensureRecord(id: InstanceId): InstanceRecord {
     const existing = this.record(id);
     if (existing !== undefined) return existing;
+    // A placeholder below the watermark is the one thing GC must never allow (collectGarbage).
+    invariant(!this.collected(id), `EPaxos: a fresh record for garbage-collected instance ${id.replica}.${id.instance}`);
     this.noteKnown(id.replica, id.instance);
     return this.record(id) ?? this.placeholder({ replica: id.replica, instance: id.instance });
   }
@@ -749,7 +997,7 @@ export class EpaxosReplica implements Replica {
     rec.vbal = ballot;
     rec.preAcceptedEq = false;
     this.promise(rec, ballot);
-    this.conflicts.record(rec.id, attrs.cmd);
+    this.conflicts.record(rec.id, attrs.cmd, attrs.seq);
     this.progress(rec);
   }
 

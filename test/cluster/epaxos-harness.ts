@@ -7,6 +7,7 @@
 import type { RejectReason } from '../../core/metrics-snapshot.ts';
 import { createAuthenticator } from '../../cluster/auth.ts';
 import { epaxosProtocol } from '../../cluster/epaxos/index.ts';
+import { EpaxosReplica, type EpaxosLimits } from '../../cluster/epaxos/replica.ts';
 import type {
   ReplicaCounters,
   ClientEnv,
@@ -96,8 +97,8 @@ class TestNode implements ReplicaEnv {
   readonly f: number;
   readonly rng: Rng;
   readonly auth;
-  readonly stateMachine = new LoggingStateMachine();
-  readonly replica: Replica;
+  stateMachine = new LoggingStateMachine();
+  replica: Replica;
   crashed = false;
   private readonly timers = new Map<number, QueuedEvent>();
   private nextTimer = 1;
@@ -105,13 +106,24 @@ class TestNode implements ReplicaEnv {
   constructor(
     readonly id: NodeId,
     private readonly cluster: TestCluster,
-    options: ProtocolOptions,
+    private readonly options: ProtocolOptions,
   ) {
     this.replicas = cluster.replicaIds;
     this.f = Math.floor((cluster.replicaIds.length - 1) / 2);
     this.rng = cluster.rng.fork(`node-${id}`);
     this.auth = createAuthenticator('test-cluster-secret', id, cluster.replicaIds.length);
-    this.replica = epaxosProtocol.createReplica(this, options);
+    this.replica = this.createReplica();
+  }
+
+  private createReplica(): Replica {
+    const limits = this.cluster.limits;
+    return limits === undefined ? epaxosProtocol.createReplica(this, this.options) : new EpaxosReplica(this, this.options, limits);
+  }
+
+  /** Back with an empty disk: a new replica and state machine, as on first boot. */
+  loseState(): void {
+    this.stateMachine = new LoggingStateMachine();
+    this.replica = this.createReplica();
   }
 
   nowUs(): number {
@@ -222,6 +234,8 @@ export interface ClusterOptions {
   readonly seed: number | string;
   readonly faults?: Partial<NetworkFaults>;
   readonly protocol?: Partial<ProtocolOptions>;
+  /** EPaxos memory bounds (default: the replica's). */
+  readonly limits?: EpaxosLimits;
 }
 
 export class TestCluster {
@@ -240,6 +254,7 @@ export class TestCluster {
   /** Inspect or rewrite messages in flight; return null to drop. */
   interceptor: ((m: SentMessage) => Message | null) | null = null;
   readonly options: ProtocolOptions;
+  readonly limits: EpaxosLimits | undefined;
   private readonly queue: QueuedEvent[] = [];
   private order = 0;
   private readonly netRng: Rng;
@@ -249,6 +264,7 @@ export class TestCluster {
     this.netRng = this.rng.fork('network');
     this.faults = { dropRate: 0, duplicateRate: 0, minDelayUs: 1_000, maxDelayUs: 1_000, ...opts.faults };
     this.options = { ...DEFAULT_PROTOCOL_OPTIONS, ...opts.protocol };
+    this.limits = opts.limits;
     this.replicaIds = Array.from({ length: opts.n }, (_, i) => i);
     this.nodes = this.replicaIds.map((id) => new TestNode(id, this, this.options));
     for (const node of this.nodes) node.replica.start();
@@ -346,9 +362,10 @@ export class TestCluster {
     this.node(id).crash();
   }
 
-  restart(id: NodeId): void {
+  restart(id: NodeId, { amnesia = false }: { amnesia?: boolean } = {}): void {
     const node = this.node(id);
     node.crashed = false;
+    if (amnesia) node.loseState();
     node.replica.start();
   }
 

@@ -47,17 +47,35 @@ describe('conflicts', () => {
       const seq = seqOf.get(instanceKey(id));
       return seq === undefined ? undefined : ({ attrs: { cmd: null, seq, deps: [] } } as unknown as InstanceRecord);
     };
-    index.record({ replica: 0, instance: 0 }, req(1, 'write', 'a'));
+    index.record({ replica: 0, instance: 0 }, req(1, 'write', 'a'), 1);
     seqOf.set('0.0', 1);
-    index.record({ replica: 1, instance: 4 }, req(2, 'read', 'a'));
+    index.record({ replica: 1, instance: 4 }, req(2, 'read', 'a'), 2);
     seqOf.set('1.4', 2);
-    index.record({ replica: 0, instance: 1 }, req(3, 'write', 'a'));
+    index.record({ replica: 0, instance: 1 }, req(3, 'write', 'a'), 3);
     seqOf.set('0.1', 3);
     // A read depends on writes only.
     expect(index.attributesFor({ replica: 2, instance: 0 }, req(4, 'read', 'a'), lookup)).toEqual({ seq: 4, deps: [1, -1, -1] });
     // A write depends on everything; instance 0.1 itself is left out of its own deps.
     expect(index.attributesFor({ replica: 0, instance: 1 }, req(3, 'write', 'a'), lookup)).toEqual({ seq: 3, deps: [0, 4, -1] });
     expect(index.attributesFor({ replica: 2, instance: 0 }, req(4, 'write', 'b'), lookup)).toEqual({ seq: 1, deps: [-1, -1, -1] });
+  });
+
+  it('still depends on a garbage-collected instance, at the seq it was last recorded with', () => {
+    const index = new ConflictIndex(3);
+    const held = new Map<string, number>([['1.4', 2]]);
+    const lookup = (id: InstanceId) => {
+      const seq = held.get(instanceKey(id));
+      return seq === undefined ? undefined : ({ attrs: { cmd: null, seq, deps: [] } } as unknown as InstanceRecord);
+    };
+    index.record({ replica: 0, instance: 7 }, req(1, 'write', 'a'), 1);
+    index.record({ replica: 0, instance: 7 }, req(1, 'write', 'a'), 5); // committed at a higher seq
+    index.record({ replica: 1, instance: 4 }, req(2, 'write', 'a'), 2);
+    // 0.7 is no longer held (collected): its deps entry and its seq 5 stay, so seq = 6 as before.
+    const collected = index.attributesFor({ replica: 2, instance: 0 }, req(3, 'write', 'a'), lookup);
+    held.set('0.7', 5);
+    const kept = index.attributesFor({ replica: 2, instance: 0 }, req(3, 'write', 'a'), lookup);
+    expect(collected).toEqual({ seq: 6, deps: [7, 4, -1] });
+    expect(collected).toEqual(kept);
   });
 });
 
