@@ -8,7 +8,9 @@
  *   window) it falls back to 1.253314·MeanAD (mean absolute deviation from the median; the
  *   modified z-score's fallback, Iglewicz & Hoaglin), and the result is floored at
  *   max(scale_floor_rel·|median|, scale_floor_abs), so a constant feature (0 in every training
- *   window) still scores a deviation by its size in its own unit instead of dividing by zero.
+ *   window) still scores a deviation by its size instead of dividing by zero.
+ * - Values are first transformed (`transform`, default signed log1p; the statistics, floors and
+ *   z are in transformed units): normal latencies and counters are heavy-tailed.
  * - Load: windows are binned on one covariate (`load_covariate`, default requests_received, the
  *   offered load) with cut points at training quantiles, fixed at fit; a bin with fewer than
  *   bin_windows_min windows is merged into its neighbour. A window is scored against the bin of
@@ -39,6 +41,12 @@ export interface RobustZOptions {
   readonly combine: 'max' | 'top_k_mean';
   /** k of top_k_mean. */
   readonly top_k: number;
+  /**
+   * Applied to every value before the statistics: `signed_log1p` (sign(x)·ln(1 + |x|), default)
+   * tames the heavy tails of latencies and counters, so the tail of a latency maximum in normal
+   * traffic does not outscore a fault's change of a rate; `none` scores raw values.
+   */
+  readonly transform: 'signed_log1p' | 'none';
   /** Features to score; default every non-covariate column. */
   readonly features?: readonly string[];
 }
@@ -48,7 +56,8 @@ export const ROBUST_Z_DEFAULTS: RobustZOptions = {
   load_bins: 4,
   bin_windows_min: 30,
   scale_floor_rel: 0.01,
-  scale_floor_abs: 1,
+  scale_floor_abs: 0.05,
+  transform: 'signed_log1p',
   z_cap: 1_000,
   combine: 'max',
   top_k: 3,
@@ -67,6 +76,7 @@ export function validateRobustZOptions(input: Partial<RobustZOptions> = {}): Rob
   if (!(options.scale_floor_rel >= 0)) errors.push({ path: 'scale_floor_rel', message: `expected a number >= 0, got ${options.scale_floor_rel}` });
   if (!(options.scale_floor_abs > 0)) errors.push({ path: 'scale_floor_abs', message: `expected a number > 0 (the floor keeps the scale above zero), got ${options.scale_floor_abs}` });
   if (!(options.z_cap > 0)) errors.push({ path: 'z_cap', message: `expected a number > 0, got ${options.z_cap}` });
+  if (options.transform !== 'signed_log1p' && options.transform !== 'none') errors.push({ path: 'transform', message: `expected signed_log1p or none, got ${String(options.transform)}` });
   if (options.combine !== 'max' && options.combine !== 'top_k_mean') errors.push({ path: 'combine', message: `expected max or top_k_mean, got ${String(options.combine)}` });
   if (featureSpec(options.load_covariate)?.kind !== 'covariate') errors.push({ path: 'load_covariate', message: `${options.load_covariate} is not a covariate of the feature registry` });
   if (errors.length > 0) throw new ValidationError('robust z options', errors);
@@ -138,6 +148,7 @@ export class RobustZDetector implements Detector {
     const loadCol = columnOf(windows, this.options.load_covariate);
     const scoredCols = this.scoredNames.map((name) => columnOf(windows, name));
     const stats = new Map<string, ContextStats>();
+    const tf = transformOf(this.options.transform);
     windows.contexts.forEach((key, id) => {
       const rows: number[] = [];
       for (let i = 0; i < windows.rows; i++) if (windows.contextIds[i] === id) rows.push(i);
@@ -155,7 +166,7 @@ export class RobustZDetector implements Detector {
         const scale: number[] = [];
         const column = new Float64Array(binRows.length);
         for (const col of scoredCols) {
-          binRows.forEach((row, k) => (column[k] = windows.values[row * cols + col]!));
+          binRows.forEach((row, k) => (column[k] = tf(windows.values[row * cols + col]!)));
           const { med, scale: s } = robustScale(column, this.options);
           median.push(med);
           scale.push(s);
@@ -179,6 +190,7 @@ export class RobustZDetector implements Detector {
     const contributions = new Float64Array(windows.rows * cols);
     const z = new Float64Array(scoredCols.length);
     const { z_cap: cap, combine, top_k: k } = this.options;
+    const tf = transformOf(this.options.transform);
     for (let i = 0; i < windows.rows; i++) {
       const ctx = contextStats[windows.contextIds[i]!];
       if (ctx === undefined) {
@@ -187,7 +199,7 @@ export class RobustZDetector implements Detector {
       const bin = ctx.bins[binOf(ctx.edges, windows.values[i * cols + loadCol]!)]!;
       let sum = 0;
       for (let j = 0; j < scoredCols.length; j++) {
-        const value = windows.values[i * cols + scoredCols[j]!]!;
+        const value = tf(windows.values[i * cols + scoredCols[j]!]!);
         const a = Math.min(cap, Math.abs(value - bin.median[j]!) / bin.scale[j]!);
         z[j] = a;
         sum += a;
@@ -301,6 +313,13 @@ export function binOf(edges: readonly number[], load: number): number {
   let i = 0;
   while (i < edges.length && load >= edges[i]!) i++;
   return i;
+}
+
+const signedLog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
+const identity = (x: number) => x;
+
+function transformOf(kind: RobustZOptions['transform']): (x: number) => number {
+  return kind === 'signed_log1p' ? signedLog1p : identity;
 }
 
 function maxOf(z: Float64Array): number {

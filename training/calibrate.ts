@@ -21,7 +21,7 @@ export interface CalibrationOptions extends EventScoringOptions {
   readonly candidates_max: number;
 }
 
-export const CALIBRATION_DEFAULTS: CalibrationOptions = { ...EVENT_SCORING_DEFAULTS, budget_false_alarms_per_hour: 5, alert_windows: 1, candidates_max: 4_000 };
+export const CALIBRATION_DEFAULTS: CalibrationOptions = { ...EVENT_SCORING_DEFAULTS, budget_false_alarms_per_hour: 5, alert_windows: 2, candidates_max: 4_000 };
 
 export interface Calibration {
   readonly threshold: number;
