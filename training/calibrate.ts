@@ -7,7 +7,7 @@
  *
  * Raising a threshold can split one alert into two, so the count is not monotone in the
  * threshold; the scan goes down from the top through the candidate thresholds (the scores of
- * fault-free windows) and stops at the first one over the allowed count, so every threshold at
+ * fault-free windows) and stops at the first one over the allowed count, so every candidate at
  * or above the chosen one honours the budget on the calibration runs.
  */
 import { ValidationError, invariant } from '../core/errors.ts';
@@ -17,7 +17,7 @@ import type { RunSeries } from './series.ts';
 export interface CalibrationOptions extends EventScoringOptions {
   readonly budget_false_alarms_per_hour: number;
   readonly alert_windows: number;
-  /** At most this many thresholds are tried (spread by rank over the candidates). */
+  /** The coarse scan tries at most this many thresholds (spread by rank); a fine scan follows between the two that bracket the budget. */
   readonly candidates_max: number;
 }
 
@@ -52,22 +52,36 @@ export function calibrateThreshold(series: readonly RunSeries[], input: Partial<
   if (freeMs === 0) throw new ValidationError('calibration', [{ path: 'runs', message: 'the calibration runs hold no fault-free windows' }]);
   const hours = freeMs / 3_600_000;
   const allowed = Math.floor(options.budget_false_alarms_per_hour * hours + 1e-9);
-  const candidates = candidateThresholds(series, options);
-  invariant(candidates.length > 0, 'calibration: no fault-free window scores');
-  let chosen = candidates[0]!;
-  let chosenAlarms = count(chosen).falseAlarms;
+  // Coarse scan over candidates thinned by rank, then every distinct score between the last one
+  // that held and the first one that broke the budget.
+  const distinct = faultFreeScores(series, options);
+  invariant(distinct.length > 0, 'calibration: no fault-free window scores');
+  const step = Math.max(1, Math.ceil(distinct.length / options.candidates_max));
+  let chosenAt = 0;
+  let chosenAlarms = count(distinct[0]!).falseAlarms;
   invariant(chosenAlarms === 0, 'calibration: alerts above the largest fault-free score');
-  for (const t of candidates.slice(1)) {
-    const { falseAlarms } = count(t);
-    if (falseAlarms > allowed) break;
-    chosen = t;
+  let brokeAt = distinct.length;
+  for (let i = step; i < distinct.length; i += step) {
+    const { falseAlarms } = count(distinct[i]!);
+    if (falseAlarms > allowed) {
+      brokeAt = i;
+      break;
+    }
+    chosenAt = i;
     chosenAlarms = falseAlarms;
   }
+  for (let i = chosenAt + 1; i < Math.min(brokeAt, distinct.length); i++) {
+    const { falseAlarms } = count(distinct[i]!);
+    if (falseAlarms > allowed) break;
+    chosenAt = i;
+    chosenAlarms = falseAlarms;
+  }
+  const chosen = distinct[chosenAt]!;
   return { threshold: chosen, alert_windows: options.alert_windows, budget_false_alarms_per_hour: options.budget_false_alarms_per_hour, allowed_false_alarms: allowed, false_alarms: chosenAlarms, fault_free_hours: hours, runs: series.length };
 }
 
-/** Distinct scores of windows outside episodes and recovery, descending, thinned by rank to candidates_max. */
-function candidateThresholds(series: readonly RunSeries[], options: CalibrationOptions): number[] {
+/** Distinct scores of windows outside episodes, their graces and recovery, descending. */
+function faultFreeScores(series: readonly RunSeries[], options: CalibrationOptions): number[] {
   const values: number[] = [];
   for (const s of series) {
     const episodes = episodesOf(s);
@@ -78,8 +92,5 @@ function candidateThresholds(series: readonly RunSeries[], options: CalibrationO
       values.push(s.score[i]!);
     }
   }
-  const distinct = [...new Set(values)].sort((a, b) => b - a);
-  if (distinct.length <= options.candidates_max) return distinct;
-  const step = distinct.length / options.candidates_max;
-  return Array.from({ length: options.candidates_max }, (_, i) => distinct[Math.floor(i * step)]!);
+  return [...new Set(values)].sort((a, b) => b - a);
 }
