@@ -5,12 +5,11 @@
  */
 import { Option, type Command } from 'commander';
 import type { Protocol } from '../../core/trace-schema.ts';
-import { openStore } from '../../store/client.ts';
 import { readArtefact } from '../../models/artefact.ts';
 import { evaluate, type EvaluationReport } from '../../training/evaluate.ts';
 import type { EventMetrics } from '../../training/event-scoring.ts';
 import { contextOf, integerOption } from '../cli.ts';
-import { corpusRuns, readCorpus } from './train.ts';
+import { corpusRuns, openMigratedStore, readCorpus } from './train.ts';
 
 interface EvalFlags {
   model: string;
@@ -34,7 +33,7 @@ export function registerEvalCommand(program: Command): void {
       const windowMs = config.features.window_ms;
       const { artefact, detector } = readArtefact(options.model, { windowMs });
       const corpus = corpusRuns(options.corpus, { ...(options.limit !== undefined && { limit: options.limit }), ...(options.protocol !== undefined && { protocol: options.protocol }) });
-      const store = await openStore(config.store);
+      const store = await openMigratedStore(config.store);
       let report: EvaluationReport;
       try {
         report = evaluate(artefact, detector, await readCorpus(store, corpus, artefact.level, windowMs, options.json === true, options.limit));

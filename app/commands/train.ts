@@ -13,6 +13,7 @@ import type { Protocol } from '../../core/trace-schema.ts';
 import { loadCorpusSpecFile } from '../../cluster/chaos/corpus-spec.ts';
 import { planCorpus } from '../../cluster/chaos/generate.ts';
 import { openStore, type Store } from '../../store/client.ts';
+import { migrate } from '../../store/migrations.ts';
 import type { FeatureLevel } from '../../store/feature-registry.ts';
 import { featureNames } from '../../store/feature-registry.ts';
 import { detectorFactory, writeArtefact } from '../../models/artefact.ts';
@@ -39,6 +40,18 @@ export function corpusRuns(file: string, options: { limit?: number; protocol?: P
 
 export function generateHint(corpus: CorpusRuns, limit?: number): string {
   return `run \`lattice chaos generate --corpus ${corpus.file}${limit === undefined ? '' : ` --limit ${limit}`}\` first (it simulates the runs and ingests them into this store)`;
+}
+
+/** Opens the configured store with its schema in place (idempotent), so a fresh store reads as empty rather than failing. */
+export async function openMigratedStore(config: LatticeConfig['store']): Promise<Store> {
+  const store = await openStore(config);
+  try {
+    await migrate(store);
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+  return store;
 }
 
 /** Reads a corpus's runs with a progress display (a bar on a terminal, lines elsewhere). */
@@ -100,7 +113,7 @@ async function runTrain(options: TrainFlags, config: LatticeConfig): Promise<voi
   const trainRuns = corpusRuns(options.corpus, { ...(options.limit !== undefined && { limit: options.limit }), ...(options.protocol !== undefined && { protocol: options.protocol }) });
   const calRuns = corpusRuns(options.calibration, { ...(options.calibrationLimit !== undefined && { limit: options.calibrationLimit }), ...(options.protocol !== undefined && { protocol: options.protocol }) });
   const quiet = options.json === true;
-  const store = await openStore(config.store);
+  const store = await openMigratedStore(config.store);
   let result: ReturnType<typeof train>;
   const started = performance.now();
   try {
