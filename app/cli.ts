@@ -13,6 +13,8 @@ import { registerCollectCommand } from './commands/collect.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDlqCommands } from './commands/dlq.ts';
 import { registerStoreCommands } from './commands/store.ts';
+import { registerTrainCommand } from './commands/train.ts';
+import { registerEvalCommand } from './commands/eval.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -64,6 +66,8 @@ export function buildProgram(): Command {
   registerStoreCommands(program);
   registerChaosCommands(program);
   registerClusterCommands(program);
+  registerTrainCommand(program);
+  registerEvalCommand(program);
   return program;
 }
 

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'CLUSTER_INVARIANT_VIOLATED'
   | 'SCENARIO_INVALID'
   | 'FEATURE_SPEC_MISMATCH'
+  | 'ARTEFACT_INVALID'
+  | 'ARTEFACT_CHECKSUM_MISMATCH'
   | 'NOT_FOUND';
 
 export class LatticeError extends Error {

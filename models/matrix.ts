@@ -1,0 +1,74 @@
+/**
+ * A feature matrix: the windows of one level (rows) × registry features (columns), row-major in
+ * one Float64Array, with a context per row (protocol and cluster size: features summed over the
+ * nodes scale with n, so a model keeps its statistics per context). Models read only this; the
+ * store-facing reader that builds it lives in training/.
+ */
+import { ValidationError } from '../core/errors.ts';
+import type { FeatureLevel } from '../store/feature-registry.ts';
+
+export interface FeatureMatrix {
+  readonly level: FeatureLevel;
+  readonly windowMs: number;
+  /** Column names, registry order (covariates included). */
+  readonly featureNames: readonly string[];
+  readonly rows: number;
+  /** rows × featureNames.length, row-major. */
+  readonly values: Float64Array;
+  /** Per row: an index into `contexts`. */
+  readonly contextIds: Uint16Array;
+  /** Context keys, e.g. `pbft/n4` (see contextKey). */
+  readonly contexts: readonly string[];
+}
+
+/** The context of a run: what a model keeps statistics apart for. */
+export function contextKey(protocol: string, nodes: number): string {
+  return `${protocol}/n${nodes}`;
+}
+
+export function createMatrix(init: Omit<FeatureMatrix, 'rows'>): FeatureMatrix {
+  const cols = init.featureNames.length;
+  const errors: { path: string; message: string }[] = [];
+  if (cols === 0) errors.push({ path: 'featureNames', message: 'expected at least one feature' });
+  if (cols > 0 && init.values.length % cols !== 0) errors.push({ path: 'values', message: `length ${init.values.length} is not a multiple of ${cols} features` });
+  const rows = cols === 0 ? 0 : init.values.length / cols;
+  if (init.contextIds.length !== rows) errors.push({ path: 'contextIds', message: `expected ${rows} entries (one per row), got ${init.contextIds.length}` });
+  for (let i = 0; i < init.contextIds.length; i++) {
+    if (init.contextIds[i]! >= init.contexts.length) {
+      errors.push({ path: `contextIds[${i}]`, message: `context ${init.contextIds[i]} is not among the ${init.contexts.length} contexts` });
+      break;
+    }
+  }
+  for (let i = 0; i < init.values.length; i++) {
+    if (!Number.isFinite(init.values[i]!)) {
+      errors.push({ path: `values[${Math.floor(i / cols)}].${init.featureNames[i % cols]}`, message: `expected a finite number, got ${init.values[i]}` });
+      break;
+    }
+  }
+  if (errors.length > 0) throw new ValidationError('feature matrix', errors);
+  return { ...init, rows };
+}
+
+/** The rows whose mask entry is 1, as a new matrix (contexts kept). */
+export function selectRows(matrix: FeatureMatrix, mask: Uint8Array): FeatureMatrix {
+  const cols = matrix.featureNames.length;
+  let n = 0;
+  for (let i = 0; i < matrix.rows; i++) if (mask[i] === 1) n++;
+  const values = new Float64Array(n * cols);
+  const contextIds = new Uint16Array(n);
+  let r = 0;
+  for (let i = 0; i < matrix.rows; i++) {
+    if (mask[i] !== 1) continue;
+    values.set(matrix.values.subarray(i * cols, (i + 1) * cols), r * cols);
+    contextIds[r] = matrix.contextIds[i]!;
+    r++;
+  }
+  return { ...matrix, rows: n, values, contextIds };
+}
+
+/** Column index of a feature, or a ValidationError naming it. */
+export function columnOf(matrix: Pick<FeatureMatrix, 'featureNames'>, name: string): number {
+  const index = matrix.featureNames.indexOf(name);
+  if (index < 0) throw new ValidationError('feature matrix', [{ path: 'featureNames', message: `feature ${name} is missing` }]);
+  return index;
+}
