@@ -97,6 +97,25 @@ interface Forest {
   readonly right: Int32Array;
   /** Training windows that reached the node. */
   readonly size: Int32Array;
+  /** Derived, not saved: c(size) per node (the external-node correction), so scoring calls no log. */
+  readonly correction: Float64Array;
+  /** Derived, not saved: the credit of reaching the node from its parent, max(0, c(parent) − 1 − c(node)). */
+  readonly credit: Float64Array;
+}
+
+type SavedForest = Omit<Forest, 'correction' | 'credit'>;
+
+/** Adds the per-node terms scoring needs, computed once from the sizes. */
+function withDerived(forest: SavedForest): Forest {
+  const nodes = forest.size.length;
+  const correction = new Float64Array(nodes);
+  const credit = new Float64Array(nodes);
+  for (let k = 0; k < nodes; k++) correction[k] = averagePathLength(forest.size[k]!);
+  for (let k = 0; k < nodes; k++) {
+    if (forest.feature[k]! < 0) continue;
+    for (const child of [forest.left[k]!, forest.right[k]!]) credit[child] = Math.max(0, correction[k]! - 1 - correction[child]!);
+  }
+  return { ...forest, correction, credit };
 }
 
 interface ForestJson {
@@ -200,21 +219,19 @@ export class IsolationForestDetector implements Detector {
       }
       for (let j = 0; j < f; j++) x[j] = tf(windows.values[i * cols + scoredCols[j]!]!);
       credit.fill(0);
-      const { roots, feature, threshold, left, right, size } = forest;
+      const { roots, feature, threshold, left, right, correction, credit: saved } = forest;
       let total = 0;
       for (let t = 0; t < roots.length; t++) {
         let node = roots[t]!;
         let depth = 0;
         let q = feature[node]!;
         while (q >= 0) {
-          const next = x[q]! <= threshold[node]! ? left[node]! : right[node]!;
-          const saved = averagePathLength(size[node]!) - 1 - averagePathLength(size[next]!);
-          if (saved > 0) credit[q] = credit[q]! + saved;
-          node = next;
+          node = x[q]! <= threshold[node]! ? left[node]! : right[node]!;
+          credit[q] = credit[q]! + saved[node]!;
           depth++;
           q = feature[node]!;
         }
-        total += depth + averagePathLength(size[node]!);
+        total += depth + correction[node]!;
       }
       scores[i] = anomalyScore(total / roots.length, forest.subsample);
       let sum = 0;
@@ -270,7 +287,7 @@ export class IsolationForestDetector implements Detector {
         );
       }
       invariant(c.roots.every((r) => r >= 0 && r < nodes), `isolation forest state: a root of context ${c.key} is out of range`);
-      detector.forests.set(c.key, {
+      detector.forests.set(c.key, withDerived({
         key: c.key,
         windows: c.windows,
         subsample: c.subsample,
@@ -280,7 +297,7 @@ export class IsolationForestDetector implements Detector {
         left: Int32Array.from(c.left),
         right: Int32Array.from(c.right),
         size: Int32Array.from(c.size),
-      });
+      }));
     }
     return detector;
   }
@@ -387,7 +404,7 @@ function growForest(key: string, data: Float64Array, n: number, f: number, optio
     }
     roots[tree] = grow(all.slice(0, psi), 0, psi, 0);
   }
-  return {
+  return withDerived({
     key,
     windows: n,
     subsample: psi,
@@ -397,7 +414,7 @@ function growForest(key: string, data: Float64Array, n: number, f: number, optio
     left: left.slice(0, used),
     right: right.slice(0, used),
     size: size.slice(0, used),
-  };
+  });
 }
 
 const signedLog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
