@@ -282,7 +282,7 @@ export class IsolationForestDetector implements Detector {
         const q = c.feature[k]!;
         const inner = q >= 0;
         invariant(
-          q < f && Number.isFinite(c.threshold[k]!) && c.size[k]! >= 0 && (!inner || (c.left[k]! > k && c.left[k]! < nodes && c.right[k]! > k && c.right[k]! < nodes)),
+          q >= -1 && q < f && Number.isInteger(q) && Number.isFinite(c.threshold[k]!) && c.size[k]! >= 0 && (!inner || (c.left[k]! > k && c.left[k]! < nodes && c.right[k]! > k && c.right[k]! < nodes)),
           `isolation forest state: node ${k} of context ${c.key} is malformed`,
         );
       }
