@@ -15,6 +15,7 @@ import type { Clock } from '../core/clock.ts';
 import { LatticeError, invariant } from '../core/errors.ts';
 import { FeatureSpecError, featureNames, featureSpecHash, type FeatureLevel } from '../store/feature-registry.ts';
 import type { Detector, DetectorFactory, DetectorState } from './detector.ts';
+import { isolationForestFactory } from './isolation-forest.ts';
 import { robustZFactory } from './robust-z.ts';
 
 export const ARTEFACT_FORMAT = 'lattice-model';
@@ -137,7 +138,10 @@ export function writeArtefact(dir: string, artefact: Artefact): string {
   return path;
 }
 
-const FACTORIES: Readonly<Record<string, DetectorFactory>> = { [robustZFactory.kind]: robustZFactory as DetectorFactory };
+const FACTORIES: Readonly<Record<string, DetectorFactory>> = {
+  [robustZFactory.kind]: robustZFactory as DetectorFactory,
+  [isolationForestFactory.kind]: isolationForestFactory as DetectorFactory,
+};
 
 export function detectorFactory(kind: string): DetectorFactory | undefined {
   return FACTORIES[kind];

@@ -88,7 +88,7 @@ export function registerTrainCommand(program: Command): void {
     .description('fit a detector on a corpus\'s runs in the store, calibrate its thresholds on the calibration corpus (false alarms per fault-free hour), and write a versioned, checksummed artefact')
     .requiredOption('--corpus <file>', 'training corpus specification (e.g. training/corpus/train.yaml); its runs must be in the store')
     .option('--calibration <file>', 'calibration corpus specification', DEFAULT_CALIBRATION)
-    .addOption(new Option('--model <kind>', 'detector').choices(['robust-z']).default('robust-z'))
+    .addOption(new Option('--model <kind>', 'detector').choices(['robust-z', 'isolation-forest']).default('robust-z'))
     .option('-o, --out <dir>', 'where the artefact is written', '.lattice/models')
     .option('-s, --seed <n>', 'training seed (the random baseline uses it too)', integerOption('--seed'), 1)
     .addOption(new Option('--level <level>', 'window level').choices(['cluster', 'node']).default('cluster'))
