@@ -27,7 +27,7 @@ import { ValidationError, invariant, type FieldError } from '../core/errors.ts';
 import type { Rng } from '../core/rng.ts';
 import type { FeatureLevel } from '../store/feature-registry.ts';
 import type { Detector, DetectorFactory, DetectorState, FitOptions, ScoreBatch } from './detector.ts';
-import { columnOf, type FeatureMatrix } from './matrix.ts';
+import { assertMatrixFits, columnOf, type FeatureMatrix } from './matrix.ts';
 
 export interface IsolationForestOptions {
   /** Trees per context. */
@@ -176,7 +176,7 @@ export class IsolationForestDetector implements Detector {
   fit(windows: FeatureMatrix, options: FitOptions = {}): void {
     const { rng } = options;
     if (rng === undefined) throw new ValidationError('isolation forest fit', [{ path: 'rng', message: 'expected a seeded rng (core/rng.ts): the forest is random, and a seed reproduces it' }]);
-    this.checkColumns(windows);
+    assertMatrixFits(windows, this);
     const cols = windows.featureNames.length;
     const scoredCols = this.scoredNames.map((name) => columnOf(windows, name));
     const f = scoredCols.length;
@@ -202,7 +202,7 @@ export class IsolationForestDetector implements Detector {
 
   score(windows: FeatureMatrix): ScoreBatch {
     invariant(this.fitted, 'isolation forest: score() before fit() or load()');
-    this.checkColumns(windows);
+    assertMatrixFits(windows, this);
     const cols = windows.featureNames.length;
     const scoredCols = Int32Array.from(this.scoredNames.map((name) => columnOf(windows, name)));
     const f = scoredCols.length;
@@ -302,17 +302,6 @@ export class IsolationForestDetector implements Detector {
     return detector;
   }
 
-  private checkColumns(windows: FeatureMatrix): void {
-    const same = windows.featureNames.length === this.featureNames.length && windows.featureNames.every((name, i) => name === this.featureNames[i]);
-    if (!same) {
-      const missing = this.featureNames.filter((n) => !windows.featureNames.includes(n));
-      const extra = windows.featureNames.filter((n) => !this.featureNames.includes(n));
-      throw new ValidationError('feature matrix', [{ path: 'featureNames', message: `expected the detector's ${this.featureNames.length} features in order${missing.length > 0 ? `; missing ${missing.join(', ')}` : ''}${extra.length > 0 ? `; unexpected ${extra.join(', ')}` : ''}` }]);
-    }
-    if (windows.level !== this.level || windows.windowMs !== this.windowMs) {
-      throw new ValidationError('feature matrix', [{ path: 'level', message: `detector is for ${this.level} windows of ${this.windowMs} ms, got ${windows.level} windows of ${windows.windowMs} ms` }]);
-    }
-  }
 }
 
 export const isolationForestFactory: DetectorFactory<Partial<IsolationForestOptions>> = {

@@ -72,3 +72,17 @@ export function columnOf(matrix: Pick<FeatureMatrix, 'featureNames'>, name: stri
   if (index < 0) throw new ValidationError('feature matrix', [{ path: 'featureNames', message: `feature ${name} is missing` }]);
   return index;
 }
+
+/** The columns, level and width a fitted detector expects; throws naming what differs. */
+export function assertMatrixFits(windows: FeatureMatrix, expected: { readonly featureNames: readonly string[]; readonly level: FeatureLevel; readonly windowMs: number }): void {
+  const names = expected.featureNames;
+  const same = windows.featureNames.length === names.length && windows.featureNames.every((name, i) => name === names[i]);
+  if (!same) {
+    const missing = names.filter((n) => !windows.featureNames.includes(n));
+    const extra = windows.featureNames.filter((n) => !names.includes(n));
+    throw new ValidationError('feature matrix', [{ path: 'featureNames', message: `expected the detector's ${names.length} features in order${missing.length > 0 ? `; missing ${missing.join(', ')}` : ''}${extra.length > 0 ? `; unexpected ${extra.join(', ')}` : ''}` }]);
+  }
+  if (windows.level !== expected.level || windows.windowMs !== expected.windowMs) {
+    throw new ValidationError('feature matrix', [{ path: 'level', message: `detector is for ${expected.level} windows of ${expected.windowMs} ms, got ${windows.level} windows of ${windows.windowMs} ms` }]);
+  }
+}

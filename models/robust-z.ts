@@ -23,7 +23,7 @@
 import { ValidationError, invariant, type FieldError } from '../core/errors.ts';
 import { featureSpec, type FeatureLevel } from '../store/feature-registry.ts';
 import type { Detector, DetectorFactory, DetectorState, ScoreBatch } from './detector.ts';
-import { columnOf, type FeatureMatrix } from './matrix.ts';
+import { assertMatrixFits, columnOf, type FeatureMatrix } from './matrix.ts';
 
 export interface RobustZOptions {
   /** Covariate the load bins are cut on. */
@@ -143,7 +143,7 @@ export class RobustZDetector implements Detector {
   }
 
   fit(windows: FeatureMatrix): void {
-    this.checkColumns(windows);
+    assertMatrixFits(windows, this);
     const cols = windows.featureNames.length;
     const loadCol = columnOf(windows, this.options.load_covariate);
     const scoredCols = this.scoredNames.map((name) => columnOf(windows, name));
@@ -181,7 +181,7 @@ export class RobustZDetector implements Detector {
 
   score(windows: FeatureMatrix): ScoreBatch {
     invariant(this.fitted, 'robust z: score() before fit() or load()');
-    this.checkColumns(windows);
+    assertMatrixFits(windows, this);
     const cols = windows.featureNames.length;
     const loadCol = columnOf(windows, this.options.load_covariate);
     const scoredCols = this.scoredNames.map((name) => columnOf(windows, name));
@@ -240,17 +240,6 @@ export class RobustZDetector implements Detector {
     return detector;
   }
 
-  private checkColumns(windows: FeatureMatrix): void {
-    const same = windows.featureNames.length === this.featureNames.length && windows.featureNames.every((name, i) => name === this.featureNames[i]);
-    if (!same) {
-      const missing = this.featureNames.filter((n) => !windows.featureNames.includes(n));
-      const extra = windows.featureNames.filter((n) => !this.featureNames.includes(n));
-      throw new ValidationError('feature matrix', [{ path: 'featureNames', message: `expected the detector's ${this.featureNames.length} features in order${missing.length > 0 ? `; missing ${missing.join(', ')}` : ''}${extra.length > 0 ? `; unexpected ${extra.join(', ')}` : ''}` }]);
-    }
-    if (windows.level !== this.level || windows.windowMs !== this.windowMs) {
-      throw new ValidationError('feature matrix', [{ path: 'level', message: `detector is for ${this.level} windows of ${this.windowMs} ms, got ${windows.level} windows of ${windows.windowMs} ms` }]);
-    }
-  }
 }
 
 export const robustZFactory: DetectorFactory<Partial<RobustZOptions>> = {
