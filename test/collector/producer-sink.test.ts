@@ -1,3 +1,5 @@
+import { claimsToBeSnapshot } from '../../core/metrics-snapshot.ts';
+import { makeSnapshot } from '../support/snapshots.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,7 +124,7 @@ class FlakyProducer implements TransportProducer {
     this.attempts++;
     await new Promise((resolve) => setImmediate(resolve));
     if (!this.up) throw new TransportError('TRANSPORT_FAILED', 'broker away', { retriable: true });
-    for (const m of messages) for (const id of this.poison) if (String(m.value).includes(`"event_id":"${id}"`)) throw new TransportError('TRANSPORT_FAILED', 'MESSAGE_TOO_LARGE', { retriable: false });
+    for (const m of messages) for (const id of this.poison) if (String(m.value).includes(`"event_id":"${id}"`) || String(m.value).includes(`"snapshot_id":"${id}"`)) throw new TransportError('TRANSPORT_FAILED', 'MESSAGE_TOO_LARGE', { retriable: false });
     this.accepted.push(...messages);
   }
 
@@ -289,6 +291,27 @@ describe('BatchingProducerSink through outages', () => {
     ]);
     expect(sink.stats.recordsDropped).toBe(2);
     expect(sink.stats.gapsDeclared).toBe(2);
+  });
+
+  it('metrics snapshots: held through a broker outage and delivered after it; one rejected for good is dropped alone and counted', async () => {
+    const producer = new FlakyProducer();
+    const sink = new BatchingProducerSink(producer, { topic: 't', batchRecordsMax: 16, recordsPerMessageMax: 10, ...FAST });
+    const records = makeRecords('run-snaps', 40, 2);
+    const snapshots = [0, 1, 2, 3].map((snap_seq) => makeSnapshot({ run_id: 'run-snaps', node: 1, snap_seq }));
+    producer.poison.add(snapshots[2]!.snapshot_id);
+    producer.up = false;
+    await sink.write(records.slice(0, 20));
+    await sink.writeSnapshots(snapshots.slice(0, 2));
+    await sink.write(records.slice(20));
+    await sink.writeSnapshots(snapshots.slice(2));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(producer.accepted).toHaveLength(0);
+    producer.up = true;
+    await sink.flush();
+    const delivered = producer.accepted.flatMap((m) => String(m.value).split('\n')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(delivered.filter(claimsToBeSnapshot).map((x) => x.snap_seq)).toEqual([0, 1, 3]);
+    expect(checkAccounting(producer, records).records).toBe(40);
+    expect(sink.stats).toMatchObject({ snapshotsSent: 3, snapshotsDropped: 1, recordsDropped: 0 });
   });
 
   it('delivers gaps declared upstream in order with the records', async () => {
