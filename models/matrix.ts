@@ -19,6 +19,13 @@ export interface FeatureMatrix {
   readonly contextIds: Uint16Array;
   /** Context keys, e.g. `pbft/n4` (see contextKey). */
   readonly contexts: readonly string[];
+  /**
+   * Per row: the series it belongs to (a run at cluster level, a run's node at node level) and
+   * its window's start. Sequence models read a row's history from these: the rows of its series
+   * whose windows end where the next one starts (a dropped window breaks the sequence).
+   */
+  readonly seriesIds: Uint32Array;
+  readonly windowStartMs: Float64Array;
 }
 
 /** The context of a run: what a model keeps statistics apart for. */
@@ -26,7 +33,13 @@ export function contextKey(protocol: string, nodes: number): string {
   return `${protocol}/n${nodes}`;
 }
 
-export function createMatrix(init: Omit<FeatureMatrix, 'rows'>): FeatureMatrix {
+export type MatrixInit = Omit<FeatureMatrix, 'rows' | 'seriesIds' | 'windowStartMs'> & Partial<Pick<FeatureMatrix, 'seriesIds' | 'windowStartMs'>>;
+
+/**
+ * Checks and builds a matrix. Without `seriesIds` / `windowStartMs` (synthetic matrices in
+ * tests and benchmarks) the rows are one series, row i starting at i × windowMs.
+ */
+export function createMatrix(init: MatrixInit): FeatureMatrix {
   const cols = init.featureNames.length;
   const errors: { path: string; message: string }[] = [];
   if (cols === 0) errors.push({ path: 'featureNames', message: 'expected at least one feature' });
@@ -45,8 +58,12 @@ export function createMatrix(init: Omit<FeatureMatrix, 'rows'>): FeatureMatrix {
       break;
     }
   }
+  const seriesIds = init.seriesIds ?? new Uint32Array(rows);
+  const windowStartMs = init.windowStartMs ?? Float64Array.from({ length: rows }, (_, i) => i * init.windowMs);
+  if (seriesIds.length !== rows) errors.push({ path: 'seriesIds', message: `expected ${rows} entries (one per row), got ${seriesIds.length}` });
+  if (windowStartMs.length !== rows) errors.push({ path: 'windowStartMs', message: `expected ${rows} entries (one per row), got ${windowStartMs.length}` });
   if (errors.length > 0) throw new ValidationError('feature matrix', errors);
-  return { ...init, rows };
+  return { ...init, rows, seriesIds, windowStartMs };
 }
 
 /** The rows whose mask entry is 1, as a new matrix (contexts kept). */
@@ -56,14 +73,18 @@ export function selectRows(matrix: FeatureMatrix, mask: Uint8Array): FeatureMatr
   for (let i = 0; i < matrix.rows; i++) if (mask[i] === 1) n++;
   const values = new Float64Array(n * cols);
   const contextIds = new Uint16Array(n);
+  const seriesIds = new Uint32Array(n);
+  const windowStartMs = new Float64Array(n);
   let r = 0;
   for (let i = 0; i < matrix.rows; i++) {
     if (mask[i] !== 1) continue;
     values.set(matrix.values.subarray(i * cols, (i + 1) * cols), r * cols);
     contextIds[r] = matrix.contextIds[i]!;
+    seriesIds[r] = matrix.seriesIds[i]!;
+    windowStartMs[r] = matrix.windowStartMs[i]!;
     r++;
   }
-  return { ...matrix, rows: n, values, contextIds };
+  return { ...matrix, rows: n, values, contextIds, seriesIds, windowStartMs };
 }
 
 /** Column index of a feature, or a ValidationError naming it. */

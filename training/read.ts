@@ -115,7 +115,17 @@ export async function readDataset(store: Store, runs: readonly RunRef[], options
     labels.activeFaults.push(...p.kinds);
     at += n;
   }
-  return { runs, matrix: createMatrix({ level: options.level, windowMs: options.windowMs, featureNames: names, values, contextIds, contexts }), labels };
+  // A series is a run at cluster level and one node of a run at node level.
+  const seriesIds = new Uint32Array(total);
+  const seriesKey = new Map<string, number>();
+  for (let i = 0; i < total; i++) {
+    const key = `${labels.run[i]}/${labels.node[i]}`;
+    let id = seriesKey.get(key);
+    if (id === undefined) seriesKey.set(key, (id = seriesKey.size));
+    seriesIds[i] = id;
+  }
+  const matrix = createMatrix({ level: options.level, windowMs: options.windowMs, featureNames: names, values, contextIds, contexts, seriesIds, windowStartMs: labels.windowStartMs });
+  return { runs, matrix, labels };
 }
 
 const NO_FAULTS: readonly string[] = [];
