@@ -19,7 +19,7 @@ function withRow(m: FeatureMatrix, row: number, set: Record<string, number>): Fe
   const cols = names.length;
   const values = Float64Array.from(m.values.subarray(row * cols, (row + 1) * cols));
   for (const [k, v] of Object.entries(set)) values[col(k)] = v;
-  return createMatrix({ ...m, values, contextIds: Uint16Array.of(m.contextIds[row]!) });
+  return createMatrix({ ...m, values, contextIds: Uint16Array.of(m.contextIds[row]!), seriesIds: Uint32Array.of(m.seriesIds[row]!), windowStartMs: Float64Array.of(m.windowStartMs[row]!) });
 }
 
 describe('robust statistics', () => {
