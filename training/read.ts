@@ -20,11 +20,10 @@ export interface RunRef {
   readonly nodes: number;
 }
 
-/** Per-row ground truth and position, aligned with the matrix rows. */
+/** Per-row ground truth and position (run, node), aligned with the matrix rows; window starts are the matrix's. */
 export interface LabelColumns {
   /** Index into `runs`. */
   readonly run: Uint32Array;
-  readonly windowStartMs: Float64Array;
   /** Node of the row (node level), else -1. */
   readonly node: Int32Array;
   readonly faultActive: Uint8Array;
@@ -92,9 +91,9 @@ export async function readDataset(store: Store, runs: readonly RunRef[], options
   const cols = names.length;
   const values = new Float64Array(total * cols);
   const contextIds = new Uint16Array(total);
+  const windowStartMs = new Float64Array(total);
   const labels = {
     run: new Uint32Array(total),
-    windowStartMs: new Float64Array(total),
     node: new Int32Array(total),
     faultActive: new Uint8Array(total),
     recovering: new Uint8Array(total),
@@ -107,7 +106,7 @@ export async function readDataset(store: Store, runs: readonly RunRef[], options
     values.set(p.values, at * cols);
     contextIds.fill(p.ctx, at, at + n);
     labels.run.fill(p.run, at, at + n);
-    labels.windowStartMs.set(p.start, at);
+    windowStartMs.set(p.start, at);
     labels.node.set(p.node, at);
     labels.faultActive.set(p.fault, at);
     labels.recovering.set(p.rec, at);
@@ -124,7 +123,7 @@ export async function readDataset(store: Store, runs: readonly RunRef[], options
     if (id === undefined) seriesKey.set(key, (id = seriesKey.size));
     seriesIds[i] = id;
   }
-  const matrix = createMatrix({ level: options.level, windowMs: options.windowMs, featureNames: names, values, contextIds, contexts, seriesIds, windowStartMs: labels.windowStartMs });
+  const matrix = createMatrix({ level: options.level, windowMs: options.windowMs, featureNames: names, values, contextIds, contexts, seriesIds, windowStartMs });
   return { runs, matrix, labels };
 }
 

@@ -33,7 +33,7 @@ export function seriesOf(dataset: Dataset, scores: Float64Array): RunSeries[] {
     const rec: number[] = [];
     const kinds: (readonly string[])[] = [];
     while (i < matrix.rows && labels.run[i] === run) {
-      const w = labels.windowStartMs[i]!;
+      const w = matrix.windowStartMs[i]!;
       if (start.length > 0 && start.at(-1) === w) {
         const last = score.length - 1;
         // NaN (warming up) never wins a max.

@@ -16,8 +16,8 @@ describe('series of a node-level dataset', () => {
         { runId: 'a', protocol: 'pbft', nodes: 4 },
         { runId: 'b', protocol: 'epaxos', nodes: 5 },
       ],
-      matrix: createMatrix({ level: 'node', windowMs: 100, featureNames: names, values: new Float64Array(6 * names.length), contextIds: Uint16Array.of(0, 0, 0, 0, 1, 1), contexts: ['pbft/n4', 'epaxos/n5'] }),
-      labels: { run, windowStartMs: start, node: Int32Array.of(0, 1, 0, 1, 0, 1), faultActive: Uint8Array.of(0, 0, 1, 1, 0, 0), recovering: new Uint8Array(6), nodeFaulty: Uint8Array.of(0, 0, 1, 0, 0, 0), activeFaults: [[], [], ['crash'], ['crash'], [], []] },
+      matrix: createMatrix({ level: 'node', windowMs: 100, featureNames: names, values: new Float64Array(6 * names.length), contextIds: Uint16Array.of(0, 0, 0, 0, 1, 1), contexts: ['pbft/n4', 'epaxos/n5'], seriesIds: Uint32Array.of(0, 1, 0, 1, 2, 3), windowStartMs: start }),
+      labels: { run, node: Int32Array.of(0, 1, 0, 1, 0, 1), faultActive: Uint8Array.of(0, 0, 1, 1, 0, 0), recovering: new Uint8Array(6), nodeFaulty: Uint8Array.of(0, 0, 1, 0, 0, 0), activeFaults: [[], [], ['crash'], ['crash'], [], []] },
     };
     const s = seriesOf(dataset, Float64Array.of(1, 3, Number.NaN, 2, 5, 4));
     expect(s.map((x) => x.runId)).toEqual(['a', 'b']);
